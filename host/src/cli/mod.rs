@@ -1,0 +1,58 @@
+//! The `wasock` command line: one module per subcommand, each a clap `Args`
+//! struct with an `execute` method.
+
+mod build;
+mod check;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// A WebSocket server whose endpoints are sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "wasock", version, about)]
+pub struct Cli {
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the plugins found under PATH... over WebSocket.
+    Serve(serve::Serve),
+    /// Run each plugin's build command.
+    Build(build::Build),
+    /// Validate each plugin's manifest and component, and list its imports.
+    Check(check::Check),
+}
+
+impl Command {
+    /// Runs the subcommand.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        match self {
+            Command::Serve(cmd) => cmd.execute(),
+            Command::Build(cmd) => cmd.execute(),
+            Command::Check(cmd) => cmd.execute(),
+        }
+    }
+}
+
+/// Logs to stderr; `RUST_LOG` wins over `-v`.
+pub fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}

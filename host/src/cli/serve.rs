@@ -1,0 +1,101 @@
+//! `wasock serve [--listen ADDR] [--build] PATH...`: loads the plugins, starts
+//! one endpoint per plugin and serves until ctrl-c or SIGTERM.
+
+use crate::config::ServerConfig;
+use crate::endpoint::Endpoint;
+use crate::runtime::Runtime;
+use crate::{loader, server};
+use anyhow::Context;
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Arguments of `wasock serve`.
+#[derive(Debug, Args)]
+pub struct Serve {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Run each plugin's build command before loading it.
+    #[arg(long)]
+    build: bool,
+    /// Largest message a client may send, in bytes (larger: close 1009).
+    #[arg(long, default_value_t = ServerConfig::default().max_message_size)]
+    max_message_size: usize,
+    /// Seconds between heartbeat pings.
+    #[arg(long, default_value_t = ServerConfig::default().ping_interval.as_secs())]
+    ping_interval: u64,
+    /// Seconds a client may stay silent (no pong, no message) before it is dropped.
+    #[arg(long, default_value_t = ServerConfig::default().pong_timeout.as_secs())]
+    pong_timeout: u64,
+    /// Seconds graceful shutdown waits for sessions to close.
+    #[arg(long, default_value_t = ServerConfig::default().shutdown_timeout.as_secs())]
+    shutdown_timeout: u64,
+    /// Plugin directories, or directories holding plugin directories.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+}
+
+impl Serve {
+    /// Serves until a shutdown signal.
+    pub fn execute(self) -> anyhow::Result<ExitCode> {
+        let config = Arc::new(ServerConfig {
+            max_message_size: self.max_message_size,
+            max_frame_size: self.max_message_size,
+            ping_interval: Duration::from_secs(self.ping_interval.max(1)),
+            pong_timeout: Duration::from_secs(self.pong_timeout.max(1)),
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            ..ServerConfig::default()
+        });
+        let runtime = Runtime::new()?;
+        let loaded = loader::load(&runtime, &self.paths, self.build);
+        for err in &loaded.errors {
+            tracing::error!("{err:#}; skipping it");
+        }
+        let tokio = tokio::runtime::Runtime::new()?;
+        let _guard = tokio.enter();
+        let mut endpoints = Vec::new();
+        for (manifest, plugin) in loaded.plugins {
+            match Endpoint::start(Arc::new(plugin), config.clone()) {
+                Ok(endpoint) => endpoints.push((manifest.route, endpoint)),
+                Err(err) => tracing::error!("{err:#}; skipping it"),
+            }
+        }
+        anyhow::ensure!(!endpoints.is_empty(), "no plugin could be served");
+        let listener = server::bind(self.listen, config.listen_backlog)
+            .with_context(|| format!("cannot listen on {}", self.listen))?;
+        let addr = listener.local_addr()?;
+        for (route, endpoint) in &endpoints {
+            tracing::info!(plugin = %endpoint.handle().name(), "serving ws://{addr}{route}");
+        }
+        tracing::info!("listening on {addr}");
+        tokio.block_on(server::run(listener, endpoints, config, shutdown_signal()));
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown signal received");
+}

@@ -1,0 +1,229 @@
+//! The endpoint's registry of live sessions and of the handles the plugin
+//! holds on them.
+//!
+//! The host owns the truth about who is connected: this registry outlives any
+//! one plugin instance (it moves to the fresh instance after a trap or an
+//! upgrade). The plugin sees sessions only through resource handles, whose
+//! `rep` indexes `handles`; a handle maps to a session id, never to a slot
+//! that could be reused, so a stale handle can only ever report `closed`.
+
+use super::outbound::{OutboundTx, QueueError};
+use std::collections::BTreeMap;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+/// Identifies one connection for the life of the server; never reused.
+pub type SessionId = u64;
+
+/// What the host keeps about one live session.
+#[derive(Debug)]
+pub struct Live {
+    /// Request path it connected with.
+    pub path: String,
+    /// Request query, without `?`.
+    pub query: Option<String>,
+    /// Its outbound queue.
+    out: OutboundTx,
+    /// The handle rep passed as `borrow<session>` in this session's events.
+    borrow_rep: u32,
+    /// `close` was called: writes fail and events are no longer delivered.
+    closing: bool,
+}
+
+/// Live sessions by id (ids grow, so iteration is oldest first) and the
+/// handle table.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    live: BTreeMap<SessionId, Live>,
+    handles: slab::Slab<SessionId>,
+}
+
+impl Sessions {
+    /// Registers a new session; returns the rep of a fresh owned handle to it.
+    pub fn insert(
+        &mut self,
+        id: SessionId,
+        path: String,
+        query: Option<String>,
+        out: OutboundTx,
+    ) -> u32 {
+        let borrow_rep = self.new_handle(id);
+        self.live.insert(
+            id,
+            Live {
+                path,
+                query,
+                out,
+                borrow_rep,
+                closing: false,
+            },
+        );
+        self.new_handle(id)
+    }
+
+    /// Forgets a session and its borrow handle. Owned handles the plugin
+    /// still holds stay valid and report `closed`.
+    pub fn remove(&mut self, id: SessionId) -> Option<Live> {
+        let live = self.live.remove(&id)?;
+        self.handles.try_remove(live.borrow_rep as usize);
+        Some(live)
+    }
+
+    /// A new handle rep for `id`, whether or not it is live.
+    fn new_handle(&mut self, id: SessionId) -> u32 {
+        u32::try_from(self.handles.insert(id)).expect("fewer than 2^32 session handles")
+    }
+
+    /// A fresh owned handle to a live session.
+    pub fn open(&mut self, id: SessionId) -> Option<u32> {
+        self.live.contains_key(&id).then(|| self.new_handle(id))
+    }
+
+    /// Releases an owned handle the plugin dropped.
+    pub fn drop_handle(&mut self, rep: u32) {
+        self.handles.try_remove(rep as usize);
+    }
+
+    /// The session a handle refers to; `None` for a rep this registry never
+    /// handed out (a host bug, reported as a trap).
+    pub fn resolve(&self, rep: u32) -> Option<SessionId> {
+        self.handles.get(rep as usize).copied()
+    }
+
+    /// A live session that has not been closed by the plugin, and the rep to
+    /// pass as its borrow handle.
+    pub fn deliverable(&self, id: SessionId) -> Option<u32> {
+        self.live
+            .get(&id)
+            .filter(|l| !l.closing)
+            .map(|l| l.borrow_rep)
+    }
+
+    /// The rep of a live session's borrow handle, closing or not.
+    pub fn borrow_rep(&self, id: SessionId) -> Option<u32> {
+        self.live.get(&id).map(|l| l.borrow_rep)
+    }
+
+    /// A live session's data.
+    pub fn get(&self, id: SessionId) -> Option<&Live> {
+        self.live.get(&id)
+    }
+
+    /// Whether `id` is live and not closing.
+    pub fn is_open(&self, id: SessionId) -> bool {
+        self.deliverable(id).is_some()
+    }
+
+    /// Ids of every live session, oldest first.
+    pub fn ids(&self) -> Vec<SessionId> {
+        self.live.keys().copied().collect()
+    }
+
+    /// Number of live sessions.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Queues a message to one session.
+    pub fn send(&self, id: SessionId, msg: Message) -> Result<(), QueueError> {
+        match self.live.get(&id) {
+            Some(l) if !l.closing => l.out.try_send(msg),
+            _ => Err(QueueError::Closed),
+        }
+    }
+
+    /// Queues a message to every open session but `except`; returns how many
+    /// took it.
+    pub fn broadcast(&self, msg: &Message, except: Option<SessionId>) -> u32 {
+        let mut sent = 0;
+        for (id, live) in &self.live {
+            if live.closing || Some(*id) == except {
+                continue;
+            }
+            if live.out.try_send(msg.clone()).is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    }
+
+    /// Starts closing a session: queues the close frame after what is already
+    /// queued and stops delivering its events. Closing twice does nothing.
+    pub fn close(&mut self, id: SessionId, code: Option<u16>, reason: &str) {
+        let Some(live) = self.live.get_mut(&id) else {
+            return;
+        };
+        if live.closing {
+            return;
+        }
+        live.closing = true;
+        let frame = close_frame(code, reason);
+        // A closed queue means the connection is already going away.
+        let _ = live.out.send_control(Message::Close(Some(frame)));
+    }
+
+    /// Drops every handle (the plugin instance that held them is gone) and
+    /// makes new borrow handles for the live sessions.
+    pub fn reset_handles(&mut self) {
+        self.handles.clear();
+        let ids: Vec<SessionId> = self.live.keys().copied().collect();
+        for id in ids {
+            let rep = self.new_handle(id);
+            if let Some(live) = self.live.get_mut(&id) {
+                live.borrow_rep = rep;
+            }
+        }
+    }
+}
+
+/// A close frame the wire allows: `code` if it may be sent, else 1000, and
+/// `reason` cut at a character boundary to fit the 123-byte limit.
+pub fn close_frame(code: Option<u16>, reason: &str) -> CloseFrame {
+    let code = match code {
+        Some(c @ (1000..=1003 | 1007..=1014 | 3000..=4999)) => c,
+        _ => 1000,
+    };
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason[..end].into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::outbound;
+
+    #[test]
+    fn stale_handles_never_reach_a_new_session() {
+        let mut s = Sessions::default();
+        let (tx, _rx) = outbound::channel(8, 1024);
+        let own = s.insert(1, "/a".into(), None, tx.clone());
+        assert_eq!(s.resolve(own), Some(1));
+        s.remove(1);
+        let own2 = s.insert(2, "/a".into(), None, tx);
+        assert_ne!(own, own2);
+        assert_eq!(s.resolve(own), Some(1));
+        assert_eq!(s.send(1, Message::text("x")), Err(QueueError::Closed));
+        assert!(s.send(2, Message::text("x")).is_ok());
+    }
+
+    #[test]
+    fn close_frames_are_sanitized() {
+        assert_eq!(u16::from(close_frame(Some(1005), "").code), 1000);
+        assert_eq!(u16::from(close_frame(Some(4001), "").code), 4001);
+        assert_eq!(u16::from(close_frame(None, "").code), 1000);
+        let long = "é".repeat(100);
+        assert_eq!(close_frame(None, &long).reason.len(), 122);
+    }
+}

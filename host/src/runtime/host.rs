@@ -1,0 +1,159 @@
+//! The host functions a plugin imports: the `session` resource and the
+//! `endpoint` interface, implemented over the endpoint's session registry.
+//!
+//! Everything here runs on the endpoint's own thread, inside a plugin call,
+//! and never blocks: writes go to bounded per-session queues.
+
+use super::bindings::wasock::plugin::{endpoint, types};
+use crate::endpoint::outbound::QueueError;
+use crate::endpoint::{SessionId, Sessions};
+use tokio_tungstenite::tungstenite::Message;
+use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Marker type for the `session` resource; its rep indexes the registry's
+/// handle table.
+#[derive(Debug)]
+pub struct SessionResource;
+
+/// Everything one plugin instance's `Store` holds.
+pub struct HostState {
+    /// The endpoint's sessions. Moved to the next store when the instance is
+    /// replaced, so it survives traps and upgrades.
+    pub(crate) sessions: Sessions,
+    /// WASI context: no preopens, no env, no network; stdio to the log.
+    wasi: WasiCtx,
+    /// Resource table for WASI's own resources.
+    table: ResourceTable,
+    /// Memory and instance caps.
+    limits: StoreLimits,
+}
+
+impl HostState {
+    /// A state for a new instance, taking over `sessions`.
+    pub(crate) fn new(sessions: Sessions, wasi: WasiCtx, limits: StoreLimits) -> Self {
+        Self {
+            sessions,
+            wasi,
+            table: ResourceTable::new(),
+            limits,
+        }
+    }
+
+    /// Gives the session registry back when the store is discarded.
+    pub(crate) fn into_sessions(self) -> Sessions {
+        self.sessions
+    }
+
+    /// The store's resource limiter.
+    pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limits
+    }
+
+    fn session_of(&self, handle: &Resource<SessionResource>) -> wasmtime::Result<SessionId> {
+        self.sessions
+            .resolve(handle.rep())
+            .ok_or_else(|| wasmtime::format_err!("unknown session handle {}", handle.rep()))
+    }
+
+    fn send(&self, handle: &Resource<SessionResource>, msg: Message) -> wasmtime::Result<Result<(), types::SendError>> {
+        let id = self.session_of(handle)?;
+        Ok(self.sessions.send(id, msg).map_err(send_error))
+    }
+}
+
+fn send_error(err: QueueError) -> types::SendError {
+    match err {
+        QueueError::Closed => types::SendError::Closed,
+        QueueError::Full => types::SendError::QueueFull,
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl types::Host for HostState {}
+
+impl types::HostSession for HostState {
+    fn open(&mut self, id: SessionId) -> wasmtime::Result<Option<Resource<SessionResource>>> {
+        Ok(self.sessions.open(id).map(Resource::new_own))
+    }
+
+    fn id(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<SessionId> {
+        self.session_of(&this)
+    }
+
+    fn path(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<String> {
+        let id = self.session_of(&this)?;
+        Ok(self.sessions.get(id).map(|l| l.path.clone()).unwrap_or_default())
+    }
+
+    fn query(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<Option<String>> {
+        let id = self.session_of(&this)?;
+        Ok(self.sessions.get(id).and_then(|l| l.query.clone()))
+    }
+
+    fn is_open(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<bool> {
+        let id = self.session_of(&this)?;
+        Ok(self.sessions.is_open(id))
+    }
+
+    fn write_text(
+        &mut self,
+        this: Resource<SessionResource>,
+        text: String,
+    ) -> wasmtime::Result<Result<(), types::SendError>> {
+        self.send(&this, Message::text(text))
+    }
+
+    fn write_data(
+        &mut self,
+        this: Resource<SessionResource>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), types::SendError>> {
+        self.send(&this, Message::binary(data))
+    }
+
+    fn close(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<()> {
+        let id = self.session_of(&this)?;
+        self.sessions.close(id, None, "");
+        Ok(())
+    }
+
+    fn close_with(
+        &mut self,
+        this: Resource<SessionResource>,
+        code: u16,
+        reason: String,
+    ) -> wasmtime::Result<()> {
+        let id = self.session_of(&this)?;
+        self.sessions.close(id, Some(code), &reason);
+        Ok(())
+    }
+
+    fn drop(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<()> {
+        self.sessions.drop_handle(this.rep());
+        Ok(())
+    }
+}
+
+impl endpoint::Host for HostState {
+    fn sessions(&mut self) -> wasmtime::Result<Vec<SessionId>> {
+        Ok(self.sessions.ids())
+    }
+
+    fn broadcast_text(&mut self, text: String, except: Option<SessionId>) -> wasmtime::Result<u32> {
+        Ok(self.sessions.broadcast(&Message::text(text), except))
+    }
+
+    fn broadcast_data(&mut self, data: Vec<u8>, except: Option<SessionId>) -> wasmtime::Result<u32> {
+        Ok(self.sessions.broadcast(&Message::binary(data), except))
+    }
+}

@@ -1,0 +1,90 @@
+//! The wasmtime side of the host: one engine and linker for all plugins, the
+//! epoch ticker that bounds every plugin call, and compiling plugins.
+//!
+//! - [`bindings`]: `bindgen!` output (private).
+//! - [`host`]: the imports a plugin calls (`session`, `endpoint`).
+//! - [`plugin`]: a compiled, type-checked plugin ready to instantiate.
+//! - [`stdio`]: plugin stdout/stderr into the host log.
+
+mod bindings;
+pub mod host;
+pub mod plugin;
+pub mod stdio;
+
+pub use bindings::Plugin as PluginBindings;
+pub use host::HostState;
+pub use plugin::{CompiledPlugin, LoadError};
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Config, Engine};
+
+/// How often the engine's epoch advances; the unit of call deadlines.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The engine, the linker with every host import, and the epoch ticker.
+/// Shared by every endpoint.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    ticker: Option<std::thread::JoinHandle<()>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    /// Builds the engine (Cranelift, epoch interruption on) and the linker.
+    pub fn new() -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        let engine = Engine::new(&config)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let engine = engine.clone();
+            let stop = stop.clone();
+            std::thread::Builder::new()
+                .name("wasock-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                })?
+        };
+        Ok(Self {
+            engine,
+            linker,
+            ticker: Some(ticker),
+            stop,
+        })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// The linker holding WASI and the wasock imports.
+    pub fn linker(&self) -> &Linker<HostState> {
+        &self.linker
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.ticker.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Epoch ticks that make up `deadline` (at least one).
+pub fn deadline_ticks(deadline: Duration) -> u64 {
+    (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+}

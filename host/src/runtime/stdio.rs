@@ -1,0 +1,149 @@
+//! Plugin stdout and stderr, turned into host log lines tagged with the
+//! plugin's name.
+//!
+//! Output is split into lines; a line longer than [`MAX_LINE`] is logged in
+//! pieces, so a plugin that never prints a newline cannot grow host memory.
+
+use bytes::Bytes;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
+
+/// Longest line logged in one piece.
+pub const MAX_LINE: usize = 4096;
+
+/// Which stream a [`LogOutput`] stands for.
+#[derive(Debug, Clone, Copy)]
+pub enum Stream {
+    /// The plugin's stdout: logged at info level.
+    Stdout,
+    /// The plugin's stderr: logged at warn level.
+    Stderr,
+}
+
+/// A WASI stdout/stderr that writes to the host log.
+#[derive(Debug, Clone)]
+pub struct LogOutput {
+    plugin: Arc<str>,
+    stream: Stream,
+}
+
+impl LogOutput {
+    /// Output of `plugin` on `stream`.
+    pub fn new(plugin: Arc<str>, stream: Stream) -> Self {
+        Self { plugin, stream }
+    }
+}
+
+impl IsTerminal for LogOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(LineWriter::new(self.clone()))
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(LineWriter::new(self.clone()))
+    }
+}
+
+/// Buffers one partial line and logs each complete one.
+struct LineWriter {
+    out: LogOutput,
+    line: Vec<u8>,
+}
+
+impl LineWriter {
+    fn new(out: LogOutput) -> Self {
+        Self {
+            out,
+            line: Vec::new(),
+        }
+    }
+
+    fn write_bytes(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let room = MAX_LINE - self.line.len();
+            match bytes.iter().take(room).position(|&b| b == b'\n') {
+                Some(i) => {
+                    self.line.extend_from_slice(&bytes[..i]);
+                    bytes = &bytes[i + 1..];
+                    self.emit();
+                }
+                None => {
+                    let n = room.min(bytes.len());
+                    self.line.extend_from_slice(&bytes[..n]);
+                    bytes = &bytes[n..];
+                    if self.line.len() == MAX_LINE {
+                        self.emit();
+                    }
+                }
+            }
+        }
+    }
+
+    fn emit(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        let text = text.trim_end_matches('\r');
+        let plugin = &*self.out.plugin;
+        match self.out.stream {
+            Stream::Stdout => tracing::info!(target: "wasock::plugin", plugin, "{text}"),
+            Stream::Stderr => tracing::warn!(target: "wasock::plugin", plugin, "{text}"),
+        }
+        self.line.clear();
+    }
+}
+
+impl Drop for LineWriter {
+    fn drop(&mut self) {
+        if !self.line.is_empty() {
+            self.emit();
+        }
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for LineWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for LineWriter {
+    fn write(&mut self, bytes: Bytes) -> Result<(), StreamError> {
+        self.write_bytes(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), StreamError> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> Result<usize, StreamError> {
+        Ok(64 << 10)
+    }
+}
+
+impl AsyncWrite for LineWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.write_bytes(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

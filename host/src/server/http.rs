@@ -1,0 +1,110 @@
+//! The HTTP side of each accepted socket: hyper serves HTTP/1, this module
+//! routes by exact path and hands WebSocket upgrades to [`super::connection`].
+//!
+//! A known route with a valid upgrade answers 101; a known route without an
+//! upgrade answers 426 (Upgrade Required); a bad upgrade (wrong version, no
+//! key) answers 400; anything else 404. tungstenite validates the handshake
+//! headers and computes the accept key.
+
+use super::{Shared, connection};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, UPGRADE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+
+type Body = Full<Bytes>;
+
+/// Serves one accepted socket until it closes, upgrades, or the server shuts
+/// down (then in-flight requests finish and the socket closes).
+pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+    let service = {
+        let shared = shared.clone();
+        service_fn(move |req| {
+            let shared = shared.clone();
+            async move { Ok::<_, Infallible>(route(req, peer, shared)) }
+        })
+    };
+    let conn = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        _ = shared.shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(err) = result {
+        tracing::debug!(%peer, error = %err, "http connection error");
+    }
+}
+
+fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Response<Body> {
+    let path = req.uri().path();
+    let Some(endpoint) = shared.routes.load().get(path).cloned() else {
+        return plain(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path\n");
+    };
+    let wants_websocket = req
+        .headers()
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    if !wants_websocket {
+        let mut resp = plain(
+            StatusCode::UPGRADE_REQUIRED,
+            "this endpoint speaks WebSocket: connect with a WebSocket client\n",
+        );
+        resp.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
+        return resp;
+    }
+    let response = match create_response_with_body(&req, || Body::default()) {
+        Ok(response) => response,
+        Err(err) => {
+            return plain(StatusCode::BAD_REQUEST, &format!("bad WebSocket handshake: {err}\n"));
+        }
+    };
+    let path = path.to_owned();
+    let query = req.uri().query().map(str::to_owned);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let config = ws_config(&shared.config);
+    let id = shared.new_session_id();
+    let tasks = shared.tasks.clone();
+    tasks.spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => {
+                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
+                    .await;
+                tracing::debug!(plugin = %endpoint.name(), session = id, %peer, %path, "connected");
+                connection::run(ws, endpoint, id, path, query, shared).await;
+            }
+            Err(err) => tracing::debug!(%peer, error = %err, "upgrade failed"),
+        }
+    });
+    response
+}
+
+fn ws_config(config: &crate::ServerConfig) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(config.read_buffer_size)
+        .write_buffer_size(config.write_buffer_size)
+        .max_message_size(Some(config.max_message_size))
+        .max_frame_size(Some(config.max_frame_size))
+}
+
+fn plain(status: StatusCode, body: &str) -> Response<Body> {
+    let mut resp = Response::new(Body::new(Bytes::copy_from_slice(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp
+}

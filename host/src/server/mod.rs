@@ -1,0 +1,118 @@
+//! The network side: bind, accept, route upgrades to endpoints, and shut down
+//! gracefully.
+//!
+//! - [`http`]: one hyper HTTP/1 connection per accepted socket; routing and
+//!   the WebSocket upgrade (404, 426, 400 otherwise).
+//! - [`connection`]: one task per WebSocket session, reading, writing,
+//!   heartbeats and the closing handshake.
+//!
+//! [`run`] takes a bound listener, the started endpoints and a shutdown
+//! future. When the future resolves it stops accepting, closes every session
+//! with 1001, waits up to `shutdown_timeout` for them, and finally makes each
+//! endpoint call `on-disconnected` for any session still registered.
+
+mod connection;
+mod http;
+
+use crate::config::ServerConfig;
+use crate::endpoint::{Endpoint, EndpointHandle, SessionId};
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Route -> endpoint. Swapped whole, so a request sees one consistent table.
+pub type Routes = HashMap<String, EndpointHandle>;
+
+/// What every connection task shares.
+struct Shared {
+    /// The routing table.
+    routes: ArcSwap<Routes>,
+    /// Server settings.
+    config: Arc<ServerConfig>,
+    /// Source of session ids (never reused).
+    next_id: AtomicU64,
+    /// Cancelled when the server starts shutting down.
+    shutdown: CancellationToken,
+    /// Every connection task, so shutdown can wait for them.
+    tasks: TaskTracker,
+}
+
+impl Shared {
+    fn new_session_id(&self) -> SessionId {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Binds `addr` with a listen backlog of `backlog` (tokio's `bind` uses 1024,
+/// too few for a burst of connects).
+pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
+}
+
+/// Serves `endpoints` on `listener` until `shutdown` resolves, then shuts
+/// down gracefully.
+pub async fn run(
+    listener: TcpListener,
+    endpoints: Vec<(String, Endpoint)>,
+    config: Arc<ServerConfig>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let routes = endpoints
+        .iter()
+        .map(|(route, ep)| (route.clone(), ep.handle()))
+        .collect();
+    let shared = Arc::new(Shared {
+        routes: ArcSwap::from_pointee(routes),
+        config,
+        next_id: AtomicU64::new(1),
+        shutdown: CancellationToken::new(),
+        tasks: TaskTracker::new(),
+    });
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    shared.tasks.spawn(http::serve(stream, peer, shared.clone()));
+                }
+                Err(err) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!(error = %err, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+    drop(listener);
+    tracing::info!(sessions = shared.tasks.len(), "shutting down: closing every session with 1001");
+    shared.shutdown.cancel();
+    shared.tasks.close();
+    let timeout = shared.config.shutdown_timeout;
+    if tokio::time::timeout(timeout, shared.tasks.wait()).await.is_err() {
+        tracing::warn!(
+            left = shared.tasks.len(),
+            "connections still open after {timeout:?}; ending their sessions"
+        );
+    }
+    shared.routes.store(Arc::default());
+    for (_, endpoint) in endpoints {
+        endpoint.shutdown().await;
+    }
+    tracing::info!("server stopped");
+}
