@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError};
+use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
@@ -139,6 +139,10 @@ impl Session {
             WsError::Capacity(CapacityError::MessageTooLong { .. }) => (1009, "message too big"),
             WsError::Capacity(_) => (1009, "frame too big"),
             WsError::Utf8(_) => (1007, "invalid UTF-8 in text message"),
+            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
+                tracing::debug!(session = self.id, "client went away without a close frame");
+                return Flow::End;
+            }
             WsError::Protocol(_) => (1002, "protocol error"),
             _ => {
                 tracing::debug!(session = self.id, error = %err, "connection lost");

@@ -79,7 +79,7 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> R
     let query = req.uri().query().map(str::to_owned);
     let upgrade = hyper::upgrade::on(&mut req);
     let config = ws_config(&shared.config);
-    let id = shared.new_session_id();
+    let id = super::new_session_id();
     let tasks = shared.tasks.clone();
     tasks.spawn(async move {
         match upgrade.await {

@@ -36,18 +36,18 @@ struct Shared {
     routes: ArcSwap<Routes>,
     /// Server settings.
     config: Arc<ServerConfig>,
-    /// Source of session ids (never reused).
-    next_id: AtomicU64,
     /// Cancelled when the server starts shutting down.
     shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for them.
     tasks: TaskTracker,
 }
 
-impl Shared {
-    fn new_session_id(&self) -> SessionId {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
+/// Source of session ids: unique for the life of the process, even across
+/// servers, so an id a plugin keeps can never name a different connection.
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+fn new_session_id() -> SessionId {
+    NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Binds `addr` with a listen backlog of `backlog` (tokio's `bind` uses 1024,
@@ -78,7 +78,6 @@ pub async fn run(
     let shared = Arc::new(Shared {
         routes: ArcSwap::from_pointee(routes),
         config,
-        next_id: AtomicU64::new(1),
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });

@@ -1,0 +1,63 @@
+//! Builds the guest crates the tests load, from source, during the test
+//! build: the bundled plugins (`plugins/`, into `plugins/target`, exactly
+//! where their manifests expect them) and the test fixtures
+//! (`tests/fixtures/`, into the same target directory). The nested cargo
+//! uses a target directory of its own, so it never waits on the outer build.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let root = here.parent().unwrap().to_path_buf();
+    let plugins = root.join("plugins");
+    let fixtures = here.join("fixtures");
+    let target = plugins.join("target");
+    build(&plugins, &target);
+    build(&fixtures, &target);
+    for dir in [&plugins, &fixtures] {
+        watch_workspace(dir);
+    }
+    println!("cargo:rerun-if-changed={}", root.join("guest-sdk").display());
+    println!("cargo:rerun-if-changed={}", root.join("wit").display());
+    println!("cargo:rustc-env=WASOCK_PLUGINS_DIR={}", plugins.display());
+    let wasm = target.join("wasm32-wasip2/release");
+    println!("cargo:rustc-env=WASOCK_FIXTURES_WASM={}", wasm.display());
+}
+
+/// Every member's sources and manifests, but not the target directory
+/// (watching it would rebuild on every run).
+fn watch_workspace(dir: &Path) {
+    println!("cargo:rerun-if-changed={}", dir.join("Cargo.toml").display());
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() && path.file_name().unwrap() != "target" {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+}
+
+fn build(workspace: &Path, target: &Path) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--target", "wasm32-wasip2", "--workspace"])
+        .arg("--target-dir")
+        .arg(target)
+        .current_dir(workspace);
+    for var in [
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_PROFILE_RELEASE_DEBUG",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("cannot run cargo to build the guest crates");
+    assert!(
+        status.success(),
+        "building {} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)",
+        workspace.display()
+    );
+}

@@ -1,0 +1,136 @@
+//! The HTTP and WebSocket protocol edges: routing, bad handshakes, limits,
+//! heartbeats, and ordering under load.
+
+use futures_util::{SinkExt, StreamExt};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use wasock::ServerConfig;
+use wasock_tests::{TestServer, test_config};
+
+const UPGRADE: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routes_answer_404_426_400_and_101() {
+    let server = TestServer::start(&["echo"]).await;
+    let get = |path: &str, extra: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}\r\n");
+    assert_eq!(server.raw_status(&get("/nowhere", "")).await, 404);
+    assert_eq!(server.raw_status(&get("/nowhere", UPGRADE)).await, 404);
+    assert_eq!(server.raw_status(&get("/echo", "")).await, 426);
+    assert_eq!(server.raw_status(&get("/echo/", UPGRADE)).await, 404);
+    let bad_version = UPGRADE.replace("Version: 13", "Version: 8");
+    assert_eq!(server.raw_status(&get("/echo", &bad_version)).await, 400);
+    let no_key = UPGRADE.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", "");
+    assert_eq!(server.raw_status(&get("/echo", &no_key)).await, 400);
+    assert_eq!(server.raw_status(&get("/echo", UPGRADE)).await, 101);
+    // A query string does not change the route, and reaches the plugin.
+    let mut c = server.connect("/echo?room=1").await;
+    assert_eq!(c.recv_text().await, "Welcome to the chat room!");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_message_closes_with_1009_and_spares_others() {
+    let config = ServerConfig { max_message_size: 1000, max_frame_size: 1000, ..test_config() };
+    let server = TestServer::start_with(config, &["echo"]).await;
+    let mut bystander = server.connect("/echo").await;
+    bystander.recv_text().await;
+    let mut c = server.connect("/echo").await;
+    c.recv_text().await;
+    c.send_text(&"x".repeat(900)).await;
+    assert_eq!(c.recv_text().await.len(), "You said: ".len() + 900);
+    c.send_text(&"x".repeat(5000)).await;
+    let frame = c.expect_close().await.expect("close frame");
+    assert_eq!(frame.code, CloseCode::Size);
+    bystander.send_text("fine").await;
+    assert_eq!(bystander.recv_text().await, "You said: fine");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_utf8_text_closes_with_1007() {
+    let server = TestServer::start(&["echo"]).await;
+    let mut c = server.connect("/echo").await;
+    c.recv_text().await;
+    // A text frame whose payload is not UTF-8, sent as a raw frame.
+    let frame = tokio_tungstenite::tungstenite::protocol::frame::Frame::message(
+        vec![0xff, 0xfe, 0x41],
+        tokio_tungstenite::tungstenite::protocol::frame::coding::OpCode::Data(
+            tokio_tungstenite::tungstenite::protocol::frame::coding::Data::Text,
+        ),
+        true,
+    );
+    c.ws.send(Message::Frame(frame)).await.unwrap();
+    let close = c.expect_close().await.expect("close frame");
+    assert_eq!(close.code, CloseCode::Invalid);
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_pings_pongs_reach_the_plugin_and_silent_clients_are_dropped() {
+    let config = ServerConfig {
+        ping_interval: Duration::from_millis(100),
+        pong_timeout: Duration::from_millis(400),
+        ..test_config()
+    };
+    let server = TestServer::start_with(config, &["lifecycle"]).await;
+    let mut watcher = server.connect("/lifecycle").await;
+    watcher.lifecycle_id().await;
+    // A reading client answers pings (tungstenite does it) and the plugin
+    // hears each pong.
+    assert_eq!(watcher.recv_text().await, "pong");
+    assert_eq!(watcher.recv_text().await, "pong");
+    // A client that stops reading stops answering pings: the host drops it.
+    let mut silent = server.connect("/lifecycle").await;
+    let id = silent.lifecycle_id().await;
+    loop {
+        let text = watcher.recv_text().await;
+        if text == format!("gone:{id}") {
+            break;
+        }
+        assert_eq!(text, "pong");
+    }
+    // Client pings are answered by the host.
+    watcher.ws.send(Message::Ping("are you there".into())).await.unwrap();
+    let pong = tokio::time::timeout(wasock_tests::WAIT, async {
+        loop {
+            if let Some(Ok(Message::Pong(data))) = watcher.ws.next().await {
+                return data;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(&pong[..], b"are you there");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_keep_order_under_load() {
+    let server = TestServer::start(&["echo"]).await;
+    const CLIENTS: usize = 8;
+    const MESSAGES: usize = 2000;
+    let mut tasks = Vec::new();
+    for client in 0..CLIENTS {
+        let mut c = server.connect("/echo").await;
+        c.recv_text().await;
+        tasks.push(tokio::spawn(async move {
+            let (mut tx, mut rx) = c.ws.split();
+            let writer = tokio::spawn(async move {
+                for n in 0..MESSAGES {
+                    tx.send(Message::text(format!("{client}:{n}"))).await.unwrap();
+                }
+                tx
+            });
+            for n in 0..MESSAGES {
+                let msg = tokio::time::timeout(wasock_tests::WAIT, rx.next()).await.unwrap().unwrap().unwrap();
+                assert_eq!(msg, Message::text(format!("You said: {client}:{n}")));
+            }
+            writer.await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    server.shutdown().await;
+}
