@@ -27,11 +27,9 @@ pub fn load(runtime: &Runtime, paths: &[PathBuf], build: bool) -> Loaded {
         ..Loaded::default()
     };
     for manifest in manifests {
-        if build {
-            if let Err(err) = plugins::build(&manifest) {
-                loaded.errors.push(err.into());
-                continue;
-            }
+        if build && let Err(err) = plugins::build(&manifest) {
+            loaded.errors.push(err.into());
+            continue;
         }
         let started = Instant::now();
         match CompiledPlugin::load(runtime, &manifest) {

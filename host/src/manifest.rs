@@ -65,7 +65,7 @@ pub enum ManifestError {
 
 /// The schema of `plugin.toml`, version 1.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a plugin manifest")]
 struct ManifestV1 {
     /// Schema version; must be 1.
     manifest_version: u32,
@@ -84,7 +84,7 @@ struct ManifestV1 {
 
 /// The `[build]` table.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a [build] table")]
 struct BuildV1 {
     /// A shell command (`sh -c`) that builds the component.
     command: String,

@@ -126,7 +126,7 @@ async fn replies_keep_order_under_load() {
                 let msg = tokio::time::timeout(wasock_tests::WAIT, rx.next()).await.unwrap().unwrap().unwrap();
                 assert_eq!(msg, Message::text(format!("You said: {client}:{n}")));
             }
-            writer.await.unwrap();
+            let _sink = writer.await.unwrap();
         }));
     }
     for t in tasks {

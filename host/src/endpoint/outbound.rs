@@ -71,7 +71,8 @@ impl OutboundTx {
         if queued > 0
             && (queued >= p.max_messages || p.bytes.load(Ordering::Relaxed) + len > p.max_bytes)
         {
-            return Err(QueueError::Full);
+            // A gone connection also stops draining; report the real cause.
+            return Err(if self.tx.is_closed() { QueueError::Closed } else { QueueError::Full });
         }
         self.push(msg, len)
     }

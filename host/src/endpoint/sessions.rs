@@ -185,10 +185,9 @@ impl Sessions {
 /// A close frame the wire allows: `code` if it may be sent, else 1000, and
 /// `reason` cut at a character boundary to fit the 123-byte limit.
 pub fn close_frame(code: Option<u16>, reason: &str) -> CloseFrame {
-    let code = match code {
-        Some(c @ (1000..=1003 | 1007..=1014 | 3000..=4999)) => c,
-        _ => 1000,
-    };
+    let code = code
+        .filter(|c| matches!(c, 1000..=1003 | 1007..=1014 | 3000..=4999))
+        .unwrap_or(1000);
     let mut end = reason.len().min(123);
     while !reason.is_char_boundary(end) {
         end -= 1;

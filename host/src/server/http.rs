@@ -69,7 +69,7 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> R
         resp.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
         return resp;
     }
-    let response = match create_response_with_body(&req, || Body::default()) {
+    let response = match create_response_with_body(&req, Body::default) {
         Ok(response) => response,
         Err(err) => {
             return plain(StatusCode::BAD_REQUEST, &format!("bad WebSocket handshake: {err}\n"));
