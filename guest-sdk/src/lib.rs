@@ -38,7 +38,7 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "plugin",
+        world: "stateful-plugin",
         pub_export_macro: true,
         export_macro_name: "__export_plugin",
         default_bindings_module: "wasock_guest::__bindings",
@@ -46,7 +46,7 @@ pub mod __bindings {
 }
 
 use __bindings::wasock::plugin::endpoint;
-pub use __bindings::wasock::plugin::types::{SendError, Session, SessionId};
+pub use __bindings::wasock::plugin::types::{AttachmentError, SendError, Session, SessionId};
 
 /// The events of one endpoint. The host calls them one at a time, in the
 /// order they happened.
@@ -74,6 +74,21 @@ pub trait Handler: Default + 'static {
     /// The connection ended (called exactly once per session, last).
     fn on_disconnected(&mut self, session: &Session) {
         let _ = session;
+    }
+
+    /// This instance takes over an endpoint whose clients are still
+    /// connected: after the previous instance trapped (`state` is `None`),
+    /// or on an upgrade (`state` is what the old version's
+    /// [`snapshot`](Handler::snapshot) returned). Called before any other
+    /// event; keep the sessions you want to write to later.
+    fn on_restore(&mut self, sessions: Vec<Session>, state: Option<Vec<u8>>) {
+        let _ = (sessions, state);
+    }
+
+    /// A new version is about to replace this instance: return the state to
+    /// hand over to its [`on_restore`](Handler::on_restore).
+    fn snapshot(&mut self) -> Vec<u8> {
+        Vec::new()
     }
 }
 
@@ -115,6 +130,7 @@ pub fn broadcast_data_except(data: &[u8], except: &Session) -> u32 {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__bindings::exports::wasock::plugin::handler::Guest;
+    pub use crate::__bindings::exports::wasock::plugin::lifecycle::Guest as LifecycleGuest;
 }
 
 /// Exports a [`Handler`] type as the plugin. The type's `Default` value is
@@ -130,11 +146,23 @@ macro_rules! export {
                     const { ::std::cell::RefCell::new(::std::option::Option::None) };
             }
 
-            fn with_state(f: impl FnOnce(&mut $ty)) {
+            fn with_state<R>(f: impl FnOnce(&mut $ty) -> R) -> R {
                 STATE.with(|state| {
                     let mut state = state.borrow_mut();
                     f(state.get_or_insert_with(<$ty as ::std::default::Default>::default))
                 })
+            }
+
+            impl $crate::__private::LifecycleGuest for __WasockPlugin {
+                fn restore(
+                    sessions: ::std::vec::Vec<$crate::Session>,
+                    state: ::std::option::Option<::std::vec::Vec<u8>>,
+                ) {
+                    with_state(|p| $crate::Handler::on_restore(p, sessions, state))
+                }
+                fn snapshot() -> ::std::vec::Vec<u8> {
+                    with_state(|p| $crate::Handler::snapshot(p))
+                }
             }
 
             impl $crate::__private::Guest for __WasockPlugin {

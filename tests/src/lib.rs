@@ -78,11 +78,42 @@ pub fn tempdir() -> PathBuf {
 /// Writes a plugin directory `<parent>/<name>` whose manifest serves the
 /// fixture component `name` at `route`.
 pub fn fixture_dir(parent: &Path, name: &str, route: &str) -> PathBuf {
-    let manifest = format!(
-        "manifest-version = 1\nname = \"{name}\"\nroute = \"{route}\"\ncomponent = {:?}\n",
-        fixture_wasm(name)
-    );
-    plugin_dir(parent, name, &manifest)
+    plugin_dir(parent, name, &fixture_manifest(name, name, route, ""))
+}
+
+/// A manifest serving fixture `fixture` as plugin `name` at `route`, with
+/// `extra` TOML appended (e.g. a `[limits]` table).
+pub fn fixture_manifest(fixture: &str, name: &str, route: &str, extra: &str) -> String {
+    format!(
+        "manifest-version = 1\nname = \"{name}\"\nroute = \"{route}\"\ncomponent = {:?}\n{extra}",
+        fixture_wasm(fixture)
+    )
+}
+
+/// Compiles fixture `fixture` as plugin `name` at `route` with `extra`
+/// manifest TOML (limits, grants), in a plugin directory of its own.
+/// `setup` may add files to the directory before it is loaded.
+pub fn compile_fixture(
+    fixture: &str,
+    name: &str,
+    route: &str,
+    extra: &str,
+    setup: impl FnOnce(&Path),
+) -> Arc<CompiledPlugin> {
+    let dir = tempdir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    setup(&dir);
+    std::fs::write(dir.join("plugin.toml"), fixture_manifest(fixture, name, route, extra)).unwrap();
+    let loaded = loader::load(runtime(), &[dir], false);
+    if let Some(err) = loaded.errors.first() {
+        panic!("{err:#}");
+    }
+    Arc::new(loaded.plugins.into_iter().next().unwrap().1)
+}
+
+/// The bundled or fixture plugin compiled under `name` for every test.
+pub fn plugin(name: &str) -> Arc<CompiledPlugin> {
+    compiled().plugins.get(name).unwrap_or_else(|| panic!("no plugin {name}")).clone()
 }
 
 /// Writes a plugin directory `<parent>/<name>` with `manifest` as its
@@ -120,12 +151,7 @@ impl TestServer {
 
     /// Serves the named plugins with `config`.
     pub async fn start_with(config: ServerConfig, plugins: &[&str]) -> Self {
-        let compiled = compiled();
-        let chosen = plugins
-            .iter()
-            .map(|name| compiled.plugins.get(*name).unwrap_or_else(|| panic!("no plugin {name}")).clone())
-            .collect();
-        Self::serve(config, chosen).await
+        Self::serve(config, plugins.iter().map(|name| plugin(name)).collect()).await
     }
 
     /// Serves already compiled plugins.

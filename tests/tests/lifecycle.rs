@@ -4,7 +4,7 @@
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wasock::ServerConfig;
-use wasock_tests::{Client, TestServer, logs, test_config};
+use wasock_tests::{Client, TestServer, compile_fixture, logs, test_config};
 
 /// Reads the watcher's messages until `gone:<id>`; only heartbeat `pong`s
 /// may come before it.
@@ -40,11 +40,16 @@ async fn on_disconnected_runs_once_for_every_way_a_session_ends() {
     let config = ServerConfig {
         ping_interval: Duration::from_millis(100),
         pong_timeout: Duration::from_millis(500),
-        max_message_size: 1000,
-        max_frame_size: 1000,
         ..test_config()
     };
-    let server = TestServer::start_with(config, &["lifecycle"]).await;
+    let lifecycle = compile_fixture(
+        "lifecycle",
+        "lifecycle",
+        "/lifecycle",
+        "[limits]\nmax-message-bytes = 1000\n",
+        |_| {},
+    );
+    let server = TestServer::serve(config, vec![lifecycle]).await;
     let mut watcher = server.connect("/lifecycle?role=watcher").await;
     watcher.lifecycle_id().await;
     let mut ended = Vec::new();

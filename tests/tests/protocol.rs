@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wasock::ServerConfig;
-use wasock_tests::{TestServer, test_config};
+use wasock_tests::{TestServer, compile_fixture, plugin, test_config};
 
 const UPGRADE: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
 
@@ -31,14 +31,14 @@ async fn routes_answer_404_426_400_and_101() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_message_closes_with_1009_and_spares_others() {
-    let config = ServerConfig { max_message_size: 1000, max_frame_size: 1000, ..test_config() };
-    let server = TestServer::start_with(config, &["echo"]).await;
+    let small = compile_fixture("lifecycle", "small", "/small", "[limits]\nmax-message-bytes = 1000\n", |_| {});
+    let server = TestServer::serve(test_config(), vec![small, plugin("echo")]).await;
     let mut bystander = server.connect("/echo").await;
     bystander.recv_text().await;
-    let mut c = server.connect("/echo").await;
-    c.recv_text().await;
-    c.send_text(&"x".repeat(900)).await;
-    assert_eq!(c.recv_text().await.len(), "You said: ".len() + 900);
+    let mut c = server.connect("/small").await;
+    c.lifecycle_id().await;
+    c.send_text(&"x".repeat(1000)).await;
+    assert_eq!(c.recv_text().await.len(), 1000);
     c.send_text(&"x".repeat(5000)).await;
     let frame = c.expect_close().await.expect("close frame");
     assert_eq!(frame.code, CloseCode::Size);

@@ -22,15 +22,21 @@ pub struct Serve {
     /// Run each plugin's build command before loading it.
     #[arg(long)]
     build: bool,
-    /// Largest message a client may send, in bytes (larger: close 1009).
-    #[arg(long, default_value_t = ServerConfig::default().max_message_size)]
-    max_message_size: usize,
+    /// Connections held at once, across all endpoints.
+    #[arg(long, default_value_t = ServerConfig::default().max_connections)]
+    max_connections: usize,
     /// Seconds between heartbeat pings.
     #[arg(long, default_value_t = ServerConfig::default().ping_interval.as_secs())]
     ping_interval: u64,
     /// Seconds a client may stay silent (no pong, no message) before it is dropped.
     #[arg(long, default_value_t = ServerConfig::default().pong_timeout.as_secs())]
     pong_timeout: u64,
+    /// Seconds a client may take to send its upgrade request.
+    #[arg(long, default_value_t = ServerConfig::default().handshake_timeout.as_secs())]
+    handshake_timeout: u64,
+    /// Close sessions that sent no message for this many seconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    idle_timeout: u64,
     /// Seconds graceful shutdown waits for sessions to close.
     #[arg(long, default_value_t = ServerConfig::default().shutdown_timeout.as_secs())]
     shutdown_timeout: u64,
@@ -43,8 +49,9 @@ impl Serve {
     /// Serves until a shutdown signal.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         let config = Arc::new(ServerConfig {
-            max_message_size: self.max_message_size,
-            max_frame_size: self.max_message_size,
+            max_connections: self.max_connections.max(1),
+            handshake_timeout: Duration::from_secs(self.handshake_timeout.max(1)),
+            idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             ping_interval: Duration::from_secs(self.ping_interval.max(1)),
             pong_timeout: Duration::from_secs(self.pong_timeout.max(1)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),

@@ -1,56 +1,62 @@
 //! The endpoint's thread: owns the plugin's store, takes events in order and
 //! calls the plugin synchronously.
 //!
-//! A trap (a panic, `unreachable`, a deadline hit, memory exhaustion) kills
-//! the whole store, so the actor discards it, keeps the session registry and
-//! starts a fresh instance from the precompiled plugin. Connected clients stay
-//! connected. If a fresh instance cannot be made, the endpoint keeps its
-//! registry up to date (so `on-disconnected` bookkeeping stays right) and
-//! tries again on a later event.
+//! A trap (a panic, `unreachable`, a deadline hit, memory exhaustion, a stack
+//! overflow) kills the whole store, so the actor discards it, keeps the
+//! session registry and starts a fresh instance from the precompiled plugin;
+//! a plugin with the `lifecycle` export is handed the live sessions through
+//! `restore`. Connected clients stay connected. A plugin that traps
+//! `max-traps` times within `trap-window-secs` is backed off instead of
+//! restarted in a loop: its sessions are closed with 1011 and the endpoint
+//! refuses connections (503) for `backoff-secs`, then starts afresh.
 
-use super::{Event, SessionId, Sessions};
-use crate::config::ServerConfig;
-use crate::runtime::{CompiledPlugin, HostState, PluginBindings, deadline_ticks};
+use super::{EndpointInfo, Event, SessionId, Sessions};
+use crate::runtime::{CompiledPlugin, Exports, HostState, deadline_ticks};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
 
-/// How long a failed endpoint waits before it tries a fresh instance again.
+/// How long an endpoint whose instance could not be made waits to retry.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The plugin instance, or just the sessions while there is none.
 enum Slot {
-    Live(Box<Store<HostState>>, PluginBindings),
-    Down { sessions: Sessions, since: Instant },
+    Live(Box<Store<HostState>>, Exports),
+    Down { sessions: Sessions, retry_at: Instant },
 }
 
 /// The actor's state.
 pub(super) struct Actor {
     plugin: Arc<CompiledPlugin>,
-    config: Arc<ServerConfig>,
+    info: Arc<EndpointInfo>,
     slot: Slot,
     rx: mpsc::Receiver<Event>,
     deadline: u64,
+    /// When recent traps happened, oldest first, within the trap window.
+    traps: VecDeque<Instant>,
 }
 
 impl Actor {
     /// Makes the first instance; fails if it cannot be made.
     pub(super) fn new(
         plugin: Arc<CompiledPlugin>,
-        config: Arc<ServerConfig>,
+        info: Arc<EndpointInfo>,
         rx: mpsc::Receiver<Event>,
     ) -> anyhow::Result<Self> {
-        let (store, bindings) = plugin
-            .instantiate(Sessions::default(), &config)
+        let sessions = Sessions::new(plugin.name.clone(), &plugin.limits);
+        let (store, exports) = plugin
+            .instantiate(sessions)
             .map_err(|(e, _)| anyhow::anyhow!("plugin `{}`: instantiation failed: {e:#}", plugin.name))?;
         Ok(Self {
-            deadline: deadline_ticks(config.call_deadline),
+            deadline: deadline_ticks(plugin.limits.call_deadline()),
             plugin,
-            config,
-            slot: Slot::Live(Box::new(store), bindings),
+            info,
+            slot: Slot::Live(Box::new(store), exports),
             rx,
+            traps: VecDeque::new(),
         })
     }
 
@@ -69,32 +75,28 @@ impl Actor {
         match event {
             Event::Connected { id, path, query, out } => {
                 let rep = self.sessions().insert(id, path, query, out);
-                self.call("on-connected", id, |p, s| {
-                    p.wasock_plugin_handler()
-                        .call_on_connected(s, Resource::new_own(rep))
+                self.call("on-connected", id, |e, s| {
+                    e.handler.call_on_connected(s, Resource::new_own(rep))
                 });
             }
             Event::Text { id, text } => {
                 if let Some(rep) = self.sessions().deliverable(id) {
-                    self.call("handle-text", id, |p, s| {
-                        p.wasock_plugin_handler()
-                            .call_handle_text(s, Resource::new_borrow(rep), &text)
+                    self.call("handle-text", id, |e, s| {
+                        e.handler.call_handle_text(s, Resource::new_borrow(rep), &text)
                     });
                 }
             }
             Event::Binary { id, data } => {
                 if let Some(rep) = self.sessions().deliverable(id) {
-                    self.call("handle-binary", id, |p, s| {
-                        p.wasock_plugin_handler()
-                            .call_handle_binary(s, Resource::new_borrow(rep), &data)
+                    self.call("handle-binary", id, |e, s| {
+                        e.handler.call_handle_binary(s, Resource::new_borrow(rep), &data)
                     });
                 }
             }
             Event::Pong { id, data } => {
                 if let Some(rep) = self.sessions().deliverable(id) {
-                    self.call("on-pong", id, |p, s| {
-                        p.wasock_plugin_handler()
-                            .call_on_pong(s, Resource::new_borrow(rep), &data)
+                    self.call("on-pong", id, |e, s| {
+                        e.handler.call_on_pong(s, Resource::new_borrow(rep), &data)
                     });
                 }
             }
@@ -106,9 +108,8 @@ impl Actor {
     /// Calls `on-disconnected` for a live session, then forgets it.
     fn disconnect(&mut self, id: SessionId) {
         if let Some(rep) = self.sessions().borrow_rep(id) {
-            self.call("on-disconnected", id, |p, s| {
-                p.wasock_plugin_handler()
-                    .call_on_disconnected(s, Resource::new_borrow(rep))
+            self.call("on-disconnected", id, |e, s| {
+                e.handler.call_on_disconnected(s, Resource::new_borrow(rep))
             });
             self.sessions().remove(id);
         }
@@ -129,46 +130,77 @@ impl Actor {
     }
 
     /// Calls into the plugin under the call deadline; on a trap, replaces
-    /// the instance.
+    /// the instance. Without an instance (backing off), does nothing.
     fn call(
         &mut self,
         handler: &'static str,
         session: SessionId,
-        f: impl FnOnce(&PluginBindings, &mut Store<HostState>) -> wasmtime::Result<()>,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<()>,
     ) {
-        if let Slot::Down { since, .. } = &self.slot {
-            if since.elapsed() < RETRY_AFTER {
+        if let Slot::Down { retry_at, .. } = &self.slot {
+            if Instant::now() < *retry_at {
                 return;
             }
             self.restart();
         }
-        let Slot::Live(store, bindings) = &mut self.slot else {
+        let Slot::Live(store, exports) = &mut self.slot else {
             return;
         };
         store.set_epoch_deadline(self.deadline);
-        if let Err(err) = f(bindings, store) {
-            let cause = match err.downcast_ref::<Trap>() {
-                Some(Trap::Interrupt) => format!("exceeded its {:?} call deadline", self.config.call_deadline),
-                Some(trap) => format!("trapped: {trap}"),
-                None => "failed".to_owned(),
-            };
+        if let Err(err) = f(exports, store) {
+            self.trapped(handler, Some(session), &err);
+        }
+    }
+
+    /// Logs the trap, then restarts or backs off.
+    fn trapped(&mut self, handler: &str, session: Option<SessionId>, err: &wasmtime::Error) {
+        let limits = self.plugin.limits.clone();
+        let cause = match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => format!("exceeded its {} ms call deadline", limits.call_deadline_ms),
+            Some(Trap::StackOverflow) => "overflowed its stack".to_owned(),
+            Some(trap) => format!("trapped: {trap}"),
+            None => "failed".to_owned(),
+        };
+        let now = Instant::now();
+        let window = Duration::from_secs(limits.trap_window_secs);
+        self.traps.push_back(now);
+        while self.traps.front().is_some_and(|t| now.duration_since(*t) > window) {
+            self.traps.pop_front();
+        }
+        let sessions = self.take_sessions();
+        if self.traps.len() >= limits.max_traps as usize {
+            let backoff = Duration::from_secs(limits.backoff_secs);
             tracing::error!(
-                plugin = %self.plugin.name, handler, session,
-                error = format!("{err:#}"),
+                plugin = %self.plugin.name, handler, session, error = format!("{err:#}"),
+                "plugin {cause}; {} traps within {window:?}: closing its sessions with 1011 and refusing connections for {backoff:?}",
+                self.traps.len()
+            );
+            self.traps.clear();
+            self.back_off(sessions, backoff);
+        } else {
+            tracing::error!(
+                plugin = %self.plugin.name, handler, session, error = format!("{err:#}"),
                 "plugin {cause}; discarding the instance and starting a fresh one"
             );
-            self.slot = Slot::Down {
-                sessions: self.take_sessions(),
-                since: Instant::now() - RETRY_AFTER,
-            };
+            self.slot = Slot::Down { sessions, retry_at: now };
             self.restart();
         }
     }
 
+    /// Closes every session with 1011 and refuses connections for `backoff`.
+    fn back_off(&mut self, mut sessions: Sessions, backoff: Duration) {
+        for id in sessions.ids() {
+            sessions.close(id, Some(1011), "plugin keeps crashing");
+        }
+        let retry_at = Instant::now() + backoff;
+        self.info.refuse_until(retry_at);
+        self.slot = Slot::Down { sessions, retry_at };
+    }
+
     fn take_sessions(&mut self) -> Sessions {
         let placeholder = Slot::Down {
-            sessions: Sessions::default(),
-            since: Instant::now(),
+            sessions: Sessions::new(self.plugin.name.clone(), &self.plugin.limits),
+            retry_at: Instant::now(),
         };
         match std::mem::replace(&mut self.slot, placeholder) {
             Slot::Live(store, _) => store.into_data().into_sessions(),
@@ -176,23 +208,48 @@ impl Actor {
         }
     }
 
-    /// Replaces a dead instance with a fresh one from the compiled plugin.
+    /// Replaces a dead instance with a fresh one from the compiled plugin and
+    /// hands it the live sessions.
     fn restart(&mut self) {
         let mut sessions = self.take_sessions();
         sessions.reset_handles();
-        let live = sessions.len();
-        match self.plugin.instantiate(sessions, &self.config) {
-            Ok((store, bindings)) => {
+        match self.plugin.instantiate(sessions) {
+            Ok((store, exports)) => {
+                self.slot = Slot::Live(Box::new(store), exports);
+                let live = self.sessions().len();
                 tracing::info!(plugin = %self.plugin.name, sessions = live, "fresh plugin instance started");
-                self.slot = Slot::Live(Box::new(store), bindings);
+                self.restore(None);
             }
             Err((err, sessions)) => {
-                tracing::error!(plugin = %self.plugin.name, error = format!("{err:#}"), "cannot start a fresh plugin instance; retrying later");
+                tracing::error!(plugin = %self.plugin.name, error = format!("{err:#}"), "cannot start a fresh plugin instance; retrying in {RETRY_AFTER:?}");
                 self.slot = Slot::Down {
                     sessions,
-                    since: Instant::now(),
+                    retry_at: Instant::now() + RETRY_AFTER,
                 };
             }
+        }
+    }
+
+    /// Tells a fresh instance about the live sessions, if it wants to know.
+    fn restore(&mut self, state: Option<Vec<u8>>) {
+        let Slot::Live(store, exports) = &mut self.slot else {
+            return;
+        };
+        let Some(lifecycle) = &exports.lifecycle else {
+            return;
+        };
+        let sessions = &mut store.data_mut().sessions;
+        if sessions.is_empty() && state.is_none() {
+            return;
+        }
+        let handles: Vec<_> = sessions
+            .ids()
+            .into_iter()
+            .filter_map(|id| sessions.open(id).map(Resource::new_own))
+            .collect();
+        store.set_epoch_deadline(self.deadline);
+        if let Err(err) = lifecycle.call_restore(&mut **store, &handles, state.as_deref()) {
+            self.trapped("restore", None, &err);
         }
     }
 }

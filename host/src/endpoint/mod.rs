@@ -13,13 +13,16 @@ mod actor;
 pub mod outbound;
 mod sessions;
 
-pub use sessions::{Sessions, SessionId, close_frame};
+pub use sessions::{AttachError, SessionId, Sessions, close_frame};
 
 use crate::config::ServerConfig;
+use crate::manifest::Limits;
 use crate::runtime::CompiledPlugin;
 use bytes::Bytes;
 use outbound::OutboundTx;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -72,17 +75,85 @@ pub enum Event {
 #[error("endpoint `{0}` is not running")]
 pub struct EndpointGone(pub Arc<str>);
 
+/// What the network side needs to know about an endpoint.
+#[derive(Debug)]
+pub struct EndpointInfo {
+    /// The plugin's name.
+    pub name: Arc<str>,
+    /// The plugin's limits.
+    pub limits: Arc<Limits>,
+    /// Connections admitted and not yet ended.
+    connections: AtomicUsize,
+    /// While the endpoint backs off after repeated traps: until when.
+    refusing_until: Mutex<Option<Instant>>,
+}
+
+impl EndpointInfo {
+    /// Refuses new connections until `until`.
+    pub(crate) fn refuse_until(&self, until: Instant) {
+        *self.refusing_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
+    }
+}
+
+/// Why a connection was not admitted (answered with 503).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The endpoint has `max-connections` live connections.
+    #[error("endpoint is at its connection limit")]
+    Full,
+    /// The plugin kept crashing; the endpoint is backing off.
+    #[error("endpoint is backing off after repeated plugin crashes")]
+    BackingOff,
+}
+
+/// Counts one admitted connection until dropped.
+#[derive(Debug)]
+pub struct Admission(Arc<EndpointInfo>);
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A cheap, cloneable way to send events to an endpoint.
 #[derive(Debug, Clone)]
 pub struct EndpointHandle {
-    name: Arc<str>,
+    info: Arc<EndpointInfo>,
     tx: mpsc::Sender<Event>,
 }
 
 impl EndpointHandle {
     /// The plugin's name.
     pub fn name(&self) -> &Arc<str> {
-        &self.name
+        &self.info.name
+    }
+
+    /// The plugin's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.info.limits
+    }
+
+    /// Admits one more connection, unless the endpoint is full or backing
+    /// off.
+    pub fn admit(&self) -> Result<Admission, Refusal> {
+        {
+            let mut until = self.info.refusing_until.lock().unwrap_or_else(|e| e.into_inner());
+            match *until {
+                Some(t) if Instant::now() < t => return Err(Refusal::BackingOff),
+                Some(_) => *until = None,
+                None => {}
+            }
+        }
+        let max = self.info.limits.max_connections;
+        let admitted = self
+            .info
+            .connections
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
+        match admitted {
+            Ok(_) => Ok(Admission(self.info.clone())),
+            Err(_) => Err(Refusal::Full),
+        }
     }
 
     /// Queues an event, waiting while the endpoint's queue is full.
@@ -90,7 +161,7 @@ impl EndpointHandle {
         self.tx
             .send(event)
             .await
-            .map_err(|_| EndpointGone(self.name.clone()))
+            .map_err(|_| EndpointGone(self.info.name.clone()))
     }
 }
 
@@ -108,13 +179,18 @@ impl Endpoint {
         config: Arc<ServerConfig>,
     ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(config.event_queue_capacity);
-        let name = plugin.name.clone();
-        let actor = actor::Actor::new(plugin, config, rx)?;
+        let info = Arc::new(EndpointInfo {
+            name: plugin.name.clone(),
+            limits: plugin.limits.clone(),
+            connections: AtomicUsize::new(0),
+            refusing_until: Mutex::new(None),
+        });
+        let actor = actor::Actor::new(plugin, info.clone(), rx)?;
         let thread = std::thread::Builder::new()
-            .name(format!("wasock-ep-{name}"))
+            .name(format!("wasock-ep-{}", info.name))
             .spawn(move || actor.run())?;
         Ok(Self {
-            handle: EndpointHandle { name, tx },
+            handle: EndpointHandle { info, tx },
             thread,
         })
     }
@@ -128,7 +204,7 @@ impl Endpoint {
     /// the thread and waits for it.
     pub async fn shutdown(self) {
         let _ = self.handle.tx.send(Event::Shutdown).await;
-        let name = self.handle.name.clone();
+        let name = self.handle.info.name.clone();
         let joined = tokio::task::spawn_blocking(move || self.thread.join()).await;
         if !matches!(joined, Ok(Ok(()))) {
             tracing::error!(plugin = %name, "endpoint thread panicked");

@@ -8,7 +8,9 @@
 //! that could be reused, so a stale handle can only ever report `closed`.
 
 use super::outbound::{OutboundTx, QueueError};
+use crate::manifest::{Limits, QueueFull};
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -29,17 +31,46 @@ pub struct Live {
     borrow_rep: u32,
     /// `close` was called: writes fail and events are no longer delivered.
     closing: bool,
+    /// The plugin's per-session bytes, kept across instances.
+    attachment: Option<Box<[u8]>>,
+    /// Since when the outbound queue has been refusing writes.
+    full_since: Option<Instant>,
 }
 
-/// Live sessions by id (ids grow, so iteration is oldest first) and the
-/// handle table.
-#[derive(Debug, Default)]
+/// Live sessions by id (ids grow, so iteration is oldest first), the handle
+/// table, and the per-session policies from the plugin's limits.
+#[derive(Debug)]
 pub struct Sessions {
     live: BTreeMap<SessionId, Live>,
     handles: slab::Slab<SessionId>,
+    on_full: QueueFull,
+    full_grace: Duration,
+    attachment_limit: usize,
+    plugin: std::sync::Arc<str>,
+}
+
+/// Why an attachment was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttachError {
+    /// Over the plugin's `attachment-bytes`.
+    TooLarge,
+    /// The session has ended.
+    Closed,
 }
 
 impl Sessions {
+    /// An empty registry applying `limits` (for `plugin`'s log lines).
+    pub fn new(plugin: std::sync::Arc<str>, limits: &Limits) -> Self {
+        Self {
+            live: BTreeMap::new(),
+            handles: slab::Slab::new(),
+            on_full: limits.on_queue_full,
+            full_grace: limits.queue_full_grace(),
+            attachment_limit: limits.attachment_bytes,
+            plugin,
+        }
+    }
+
     /// Registers a new session; returns the rep of a fresh owned handle to it.
     pub fn insert(
         &mut self,
@@ -57,6 +88,8 @@ impl Sessions {
                 out,
                 borrow_rep,
                 closing: false,
+                attachment: None,
+                full_since: None,
             },
         );
         self.new_handle(id)
@@ -130,27 +163,62 @@ impl Sessions {
         self.live.is_empty()
     }
 
-    /// Queues a message to one session.
-    pub fn send(&self, id: SessionId, msg: Message) -> Result<(), QueueError> {
-        match self.live.get(&id) {
-            Some(l) if !l.closing => l.out.try_send(msg),
+    /// Queues a message to one session, applying the full-queue policy.
+    pub fn send(&mut self, id: SessionId, msg: Message) -> Result<(), QueueError> {
+        let (on_full, grace) = (self.on_full, self.full_grace);
+        match self.live.get_mut(&id) {
+            Some(live) if !live.closing => {
+                let result = live.out.try_send(msg);
+                if police(live, &result, on_full, grace) {
+                    self.close_slow(id);
+                }
+                result
+            }
             _ => Err(QueueError::Closed),
         }
     }
 
     /// Queues a message to every open session but `except`; returns how many
     /// took it.
-    pub fn broadcast(&self, msg: &Message, except: Option<SessionId>) -> u32 {
+    pub fn broadcast(&mut self, msg: &Message, except: Option<SessionId>) -> u32 {
+        let (on_full, grace) = (self.on_full, self.full_grace);
         let mut sent = 0;
-        for (id, live) in &self.live {
+        let mut slow = Vec::new();
+        for (id, live) in self.live.iter_mut() {
             if live.closing || Some(*id) == except {
                 continue;
             }
-            if live.out.try_send(msg.clone()).is_ok() {
+            let result = live.out.try_send(msg.clone());
+            if result.is_ok() {
                 sent += 1;
+            } else if police(live, &result, on_full, grace) {
+                slow.push(*id);
             }
         }
+        for id in slow {
+            self.close_slow(id);
+        }
         sent
+    }
+
+    fn close_slow(&mut self, id: SessionId) {
+        tracing::warn!(plugin = %self.plugin, session = id, "outbound queue stayed full; closing the session with 1008");
+        self.close(id, Some(1008), "client too slow: outbound queue full");
+    }
+
+    /// The session's attachment.
+    pub fn attachment(&self, id: SessionId) -> Option<Vec<u8>> {
+        self.live.get(&id)?.attachment.as_deref().map(<[u8]>::to_vec)
+    }
+
+    /// Stores the session's attachment.
+    pub fn set_attachment(&mut self, id: SessionId, data: Vec<u8>) -> Result<(), AttachError> {
+        if data.len() > self.attachment_limit {
+            return Err(AttachError::TooLarge);
+        }
+        let live = self.live.get_mut(&id).ok_or(AttachError::Closed)?;
+        live.attachment = Some(data.into_boxed_slice());
+        Ok(())
     }
 
     /// Starts closing a session: queues the close frame after what is already
@@ -182,6 +250,21 @@ impl Sessions {
     }
 }
 
+/// Tracks how long a session's queue has refused writes; true when the
+/// `close` policy says the session must go.
+fn police(live: &mut Live, result: &Result<(), QueueError>, on_full: QueueFull, grace: Duration) -> bool {
+    match result {
+        Err(QueueError::Full) => {
+            let since = *live.full_since.get_or_insert_with(Instant::now);
+            on_full == QueueFull::Close && since.elapsed() >= grace
+        }
+        _ => {
+            live.full_since = None;
+            false
+        }
+    }
+}
+
 /// A close frame the wire allows: `code` if it may be sent, else 1000, and
 /// `reason` cut at a character boundary to fit the 123-byte limit.
 pub fn close_frame(code: Option<u16>, reason: &str) -> CloseFrame {
@@ -205,7 +288,7 @@ mod tests {
 
     #[test]
     fn stale_handles_never_reach_a_new_session() {
-        let mut s = Sessions::default();
+        let mut s = Sessions::new("t".into(), &Limits::default());
         let (tx, _rx) = outbound::channel(8, 1024);
         let own = s.insert(1, "/a".into(), None, tx.clone());
         assert_eq!(s.resolve(own), Some(1));

@@ -5,7 +5,7 @@
 #![allow(missing_docs, unreachable_pub)]
 
 wasmtime::component::bindgen!({
-    world: "plugin",
+    world: "stateful-plugin",
     path: "../wit",
     with: {
         "wasock:plugin/types.session": crate::runtime::host::SessionResource,

@@ -6,7 +6,10 @@
 
 use super::bindings::wasock::plugin::{endpoint, types};
 use crate::endpoint::outbound::QueueError;
-use crate::endpoint::{SessionId, Sessions};
+use crate::endpoint::{AttachError, SessionId, Sessions};
+use crate::manifest::Limits;
+use std::sync::Arc;
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits};
@@ -27,18 +30,26 @@ pub struct HostState {
     /// Resource table for WASI's own resources.
     table: ResourceTable,
     /// Memory and instance caps.
-    limits: StoreLimits,
+    store_limits: StoreLimits,
+    /// The plugin's limits (call deadline for host waits).
+    limits: Arc<Limits>,
 }
 
 impl HostState {
     /// A state for a new instance, taking over `sessions`.
-    pub(crate) fn new(sessions: Sessions, wasi: WasiCtx, limits: StoreLimits) -> Self {
+    pub(crate) fn new(sessions: Sessions, wasi: WasiCtx, store_limits: StoreLimits, limits: Arc<Limits>) -> Self {
         Self {
             sessions,
             wasi,
             table: ResourceTable::new(),
+            store_limits,
             limits,
         }
+    }
+
+    /// How long one plugin call may take.
+    pub(crate) fn call_deadline(&self) -> Duration {
+        self.limits.call_deadline()
     }
 
     /// Gives the session registry back when the store is discarded.
@@ -48,7 +59,7 @@ impl HostState {
 
     /// The store's resource limiter.
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
-        &mut self.limits
+        &mut self.store_limits
     }
 
     fn session_of(&self, handle: &Resource<SessionResource>) -> wasmtime::Result<SessionId> {
@@ -57,7 +68,7 @@ impl HostState {
             .ok_or_else(|| wasmtime::format_err!("unknown session handle {}", handle.rep()))
     }
 
-    fn send(&self, handle: &Resource<SessionResource>, msg: Message) -> wasmtime::Result<Result<(), types::SendError>> {
+    fn send(&mut self, handle: &Resource<SessionResource>, msg: Message) -> wasmtime::Result<Result<(), types::SendError>> {
         let id = self.session_of(handle)?;
         Ok(self.sessions.send(id, msg).map_err(send_error))
     }
@@ -103,6 +114,23 @@ impl types::HostSession for HostState {
     fn is_open(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<bool> {
         let id = self.session_of(&this)?;
         Ok(self.sessions.is_open(id))
+    }
+
+    fn attachment(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<Option<Vec<u8>>> {
+        let id = self.session_of(&this)?;
+        Ok(self.sessions.attachment(id))
+    }
+
+    fn set_attachment(
+        &mut self,
+        this: Resource<SessionResource>,
+        data: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), types::AttachmentError>> {
+        let id = self.session_of(&this)?;
+        Ok(self.sessions.set_attachment(id, data).map_err(|e| match e {
+            AttachError::TooLarge => types::AttachmentError::TooLarge,
+            AttachError::Closed => types::AttachmentError::Closed,
+        }))
     }
 
     fn write_text(

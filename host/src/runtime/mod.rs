@@ -4,16 +4,18 @@
 //! - [`bindings`]: `bindgen!` output (private).
 //! - [`host`]: the imports a plugin calls (`session`, `endpoint`).
 //! - [`plugin`]: a compiled, type-checked plugin ready to instantiate.
-//! - [`stdio`]: plugin stdout/stderr into the host log.
+//! - [`stdio`]: plugin stdout/stderr into the host log, within a budget.
+//! - [`waits`]: bounds on how long a host call may wait.
 
 mod bindings;
 pub mod host;
 pub mod plugin;
 pub mod stdio;
+mod waits;
 
-pub use bindings::Plugin as PluginBindings;
+pub use bindings::StatefulPlugin as PluginBindings;
 pub use host::HostState;
-pub use plugin::{CompiledPlugin, LoadError};
+pub use plugin::{CompiledPlugin, Exports, LoadError};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,6 +45,7 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        waits::add_to_linker(&mut linker)?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
             let engine = engine.clone();

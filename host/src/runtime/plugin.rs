@@ -1,19 +1,21 @@
 //! A plugin compiled once and type-checked against the `wasock:plugin` world,
 //! ready to instantiate many times (after a trap, each restart is a cheap
 //! instantiation from the same `InstancePre`).
+//!
+//! The `lifecycle` export is optional: a component that has it is told about
+//! live sessions when it takes over an endpoint.
 
-use super::bindings::{Plugin, PluginPre};
+use super::bindings::exports::wasock::plugin::{handler, lifecycle};
 use super::host::HostState;
-use super::stdio::{LogOutput, Stream};
+use super::stdio::{LogBudget, LogOutput, Stream};
 use super::{Runtime, deadline_ticks};
-use crate::config::ServerConfig;
 use crate::endpoint::Sessions;
-use crate::manifest::Manifest;
+use crate::manifest::{Grants, Limits, Manifest};
 use std::path::PathBuf;
 use std::sync::Arc;
-use wasmtime::component::Component;
+use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Store, StoreLimitsBuilder};
-use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// Why a plugin's component could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +51,24 @@ pub enum LoadError {
         /// What does not match.
         message: String,
     },
+    /// The component traps (or runs out of a limit) while it starts.
+    #[error("plugin `{plugin}`: {path} fails to start: {message}")]
+    Start {
+        /// The plugin.
+        plugin: String,
+        /// The component file.
+        path: PathBuf,
+        /// The trap or error.
+        message: String,
+    },
+}
+
+/// A plugin instance's exports.
+pub struct Exports {
+    /// The event handlers.
+    pub handler: handler::Guest,
+    /// `restore` / `snapshot`, if the plugin has them.
+    pub lifecycle: Option<lifecycle::Guest>,
 }
 
 /// A compiled, checked plugin.
@@ -61,11 +81,18 @@ pub struct CompiledPlugin {
     pub imports: Vec<String>,
     /// The names of the interfaces the component exports.
     pub exports: Vec<String>,
-    pre: PluginPre<HostState>,
+    /// The sandbox's limits.
+    pub limits: Arc<Limits>,
+    grants: Grants,
+    pre: InstancePre<HostState>,
+    handler: handler::GuestIndices,
+    lifecycle: Option<lifecycle::GuestIndices>,
+    log_budget: Arc<LogBudget>,
 }
 
 impl CompiledPlugin {
-    /// Reads, compiles and type-checks the component named by `manifest`.
+    /// Reads, compiles and type-checks the component named by `manifest`,
+    /// and starts it once to be sure it can start.
     pub fn load(runtime: &Runtime, manifest: &Manifest) -> Result<Self, LoadError> {
         let path = &manifest.component;
         let plugin = manifest.name.clone();
@@ -92,44 +119,86 @@ impl CompiledPlugin {
             .linker()
             .instantiate_pre(&component)
             .map_err(world_error)?;
-        let pre = PluginPre::new(pre).map_err(world_error)?;
-        Ok(Self {
+        let handler = handler::GuestIndices::new(&pre).map_err(world_error)?;
+        let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
+        let compiled = Self {
             name: manifest.name.as_str().into(),
             route: manifest.route.clone(),
             imports,
             exports,
+            log_budget: Arc::new(LogBudget::new(manifest.limits.log_bytes_per_sec)),
+            limits: Arc::new(manifest.limits.clone()),
+            grants: manifest.grants.clone(),
             pre,
-        })
+            handler,
+            lifecycle,
+        };
+        // Typed exports are checked on load: a trial instance catches
+        // signature mismatches and start-up traps now, not on first connect.
+        compiled
+            .instantiate(Sessions::new(manifest.name.as_str().into(), &manifest.limits))
+            .map_err(|(e, _)| {
+                let message = format!("{e:#}");
+                if e.downcast_ref::<wasmtime::Trap>().is_some() {
+                    LoadError::Start { plugin: plugin.clone(), path: path.clone(), message }
+                } else {
+                    LoadError::World { plugin: plugin.clone(), path: path.clone(), message }
+                }
+            })?;
+        Ok(compiled)
+    }
+
+    /// Whether the plugin exports `lifecycle` (`restore` / `snapshot`).
+    pub fn has_lifecycle(&self) -> bool {
+        self.lifecycle.is_some()
     }
 
     /// A fresh sandboxed instance in a store of its own, taking over
-    /// `sessions` (given back on failure). Its WASI context grants nothing: no files, no network, no
-    /// environment; stdout and stderr go to the log.
+    /// `sessions` (given back on failure). Its WASI context grants only what
+    /// the manifest grants; stdout and stderr go to the log.
     pub fn instantiate(
         &self,
         sessions: Sessions,
-        config: &ServerConfig,
-    ) -> Result<(Store<HostState>, Plugin), (wasmtime::Error, Sessions)> {
-        let wasi = WasiCtxBuilder::new()
-            .stdout(LogOutput::new(self.name.clone(), Stream::Stdout))
-            .stderr(LogOutput::new(self.name.clone(), Stream::Stderr))
-            .build();
+    ) -> Result<(Store<HostState>, Exports), (wasmtime::Error, Sessions)> {
+        let wasi = match self.wasi() {
+            Ok(wasi) => wasi,
+            Err(e) => return Err((e, sessions)),
+        };
         let limits = StoreLimitsBuilder::new()
-            .memory_size(config.max_plugin_memory)
-            .instances(16)
+            .memory_size(self.limits.memory_bytes())
+            .table_elements(self.limits.table_elements as usize)
+            .instances(32)
             .tables(64)
-            .memories(4)
+            .memories(8)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(
-            self.pre.engine(),
-            HostState::new(sessions, wasi, limits),
-        );
+        let mut store = Store::new(self.pre.engine(), HostState::new(sessions, wasi, limits, self.limits.clone()));
         store.limiter(|s| s.limiter());
-        store.set_epoch_deadline(deadline_ticks(config.call_deadline));
-        match self.pre.instantiate(&mut store) {
-            Ok(plugin) => Ok((store, plugin)),
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline()));
+        match self.start(&mut store) {
+            Ok(exports) => Ok((store, exports)),
             Err(err) => Err((err, store.into_data().into_sessions())),
         }
+    }
+
+    fn start(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
+        let instance = self.pre.instantiate(&mut *store)?;
+        let handler = self.handler.load(&mut *store, &instance)?;
+        let lifecycle = match &self.lifecycle {
+            Some(indices) => Some(indices.load(&mut *store, &instance)?),
+            None => None,
+        };
+        Ok(Exports { handler, lifecycle })
+    }
+
+    fn wasi(&self) -> wasmtime::Result<wasmtime_wasi::WasiCtx> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stdout(LogOutput::new(self.name.clone(), Stream::Stdout, self.log_budget.clone()))
+            .stderr(LogOutput::new(self.name.clone(), Stream::Stderr, self.log_budget.clone()))
+            .envs(&self.grants.env);
+        for (host, guest) in &self.grants.read_dirs {
+            wasi.preopened_dir(host, guest, FsPerms::ReadOnly)?;
+        }
+        Ok(wasi.build())
     }
 }

@@ -3,11 +3,15 @@
 //!
 //! Output is split into lines; a line longer than [`MAX_LINE`] is logged in
 //! pieces, so a plugin that never prints a newline cannot grow host memory.
+//! A per-plugin [`LogBudget`] (a token bucket over bytes) keeps a chatty
+//! plugin from flooding the log: lines over budget are dropped, and the
+//! next line that fits is preceded by a count of what was dropped.
 
 use bytes::Bytes;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
@@ -24,17 +28,65 @@ pub enum Stream {
     Stderr,
 }
 
+/// How many bytes of output a plugin may log: `rate` per second, in bursts
+/// of up to four seconds' worth.
+#[derive(Debug)]
+pub struct LogBudget {
+    rate: f64,
+    bucket: Mutex<Bucket>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    dropped: u64,
+}
+
+impl LogBudget {
+    /// A full budget of `rate` bytes per second.
+    pub fn new(rate: usize) -> Self {
+        let rate = rate as f64;
+        Self {
+            rate,
+            bucket: Mutex::new(Bucket {
+                tokens: rate * 4.0,
+                last: Instant::now(),
+                dropped: 0,
+            }),
+        }
+    }
+
+    /// Spends `n` bytes if the budget has them. `Ok(dropped)` says how many
+    /// bytes were dropped since the last line that fitted.
+    fn spend(&self, n: usize) -> Result<u64, ()> {
+        let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        let refill = now.duration_since(b.last).as_secs_f64() * self.rate;
+        b.tokens = (b.tokens + refill).min(self.rate * 4.0);
+        b.last = now;
+        if b.tokens >= n as f64 {
+            b.tokens -= n as f64;
+            Ok(std::mem::take(&mut b.dropped))
+        } else {
+            b.dropped += n as u64;
+            Err(())
+        }
+    }
+}
+
 /// A WASI stdout/stderr that writes to the host log.
 #[derive(Debug, Clone)]
 pub struct LogOutput {
     plugin: Arc<str>,
     stream: Stream,
+    budget: Arc<LogBudget>,
 }
 
 impl LogOutput {
-    /// Output of `plugin` on `stream`.
-    pub fn new(plugin: Arc<str>, stream: Stream) -> Self {
-        Self { plugin, stream }
+    /// Output of `plugin` on `stream`, within `budget`.
+    pub fn new(plugin: Arc<str>, stream: Stream, budget: Arc<LogBudget>) -> Self {
+        Self { plugin, stream, budget }
     }
 }
 
@@ -90,6 +142,13 @@ impl LineWriter {
     }
 
     fn emit(&mut self) {
+        let Ok(dropped) = self.out.budget.spend(self.line.len() + 1) else {
+            self.line.clear();
+            return;
+        };
+        if dropped > 0 {
+            tracing::warn!(target: "wasock::plugin", plugin = &*self.out.plugin, dropped_bytes = dropped, "plugin output over its log budget was dropped");
+        }
         let text = String::from_utf8_lossy(&self.line);
         let text = text.trim_end_matches('\r');
         let plugin = &*self.out.plugin;

@@ -34,14 +34,15 @@ pub(super) async fn run(
     query: Option<String>,
     shared: Arc<Shared>,
 ) {
-    let config = &shared.config;
-    let (out, rx) = outbound::channel(config.max_queued_messages, config.max_queued_bytes);
+    let limits = endpoint.limits();
+    let (out, rx) = outbound::channel(limits.queue_messages, limits.queue_bytes);
     let connected = Event::Connected { id, path, query, out };
     let mut session = Session {
         ws,
         endpoint,
         id,
         last_seen: Instant::now(),
+        last_message: Instant::now(),
         closing_deadline: None,
     };
     if session.endpoint.send(connected).await.is_err() {
@@ -60,6 +61,8 @@ struct Session {
     id: SessionId,
     /// When the client last sent anything (a pong counts).
     last_seen: Instant,
+    /// When the client last sent a text or binary message.
+    last_message: Instant,
     /// Set once a close frame is sent: the client's reply must come by then.
     closing_deadline: Option<Instant>,
 }
@@ -92,6 +95,11 @@ impl Session {
                 },
                 incoming = self.ws.next() => self.on_incoming(incoming, config.close_timeout).await,
                 _ = ping.tick() => self.heartbeat(config.pong_timeout).await,
+                _ = tokio::time::sleep_until(self.last_message + config.idle_timeout.unwrap_or_default()),
+                    if config.idle_timeout.is_some() && !closing => {
+                    tracing::debug!(session = self.id, "idle timeout");
+                    self.start_close(close_frame(Some(1001), "idle timeout"), config.close_timeout).await
+                }
                 _ = tokio::time::sleep_until(deadline), if closing => {
                     tracing::debug!(session = self.id, "client did not finish the closing handshake");
                     Flow::End
@@ -114,6 +122,9 @@ impl Session {
             Some(Err(err)) => return self.on_error(err, close_timeout).await,
         };
         self.last_seen = Instant::now();
+        if matches!(msg, Message::Text(_) | Message::Binary(_)) {
+            self.last_message = self.last_seen;
+        }
         let id = self.id;
         let event = match msg {
             // After a close starts, the plugin gets no more messages.

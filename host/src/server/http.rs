@@ -3,8 +3,10 @@
 //!
 //! A known route with a valid upgrade answers 101; a known route without an
 //! upgrade answers 426 (Upgrade Required); a bad upgrade (wrong version, no
-//! key) answers 400; anything else 404. tungstenite validates the handshake
-//! headers and computes the accept key.
+//! key) answers 400; an endpoint at its connection cap or backing off after
+//! crashes answers 503; anything else 404. tungstenite validates the
+//! handshake headers and computes the accept key. A client that does not
+//! finish its request within the handshake timeout is cut off.
 
 use super::{Shared, connection};
 use bytes::Bytes;
@@ -14,28 +16,35 @@ use hyper::header::{HeaderValue, UPGRADE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 type Body = Full<Bytes>;
 
+/// One of the server's connection slots; released when the socket's last
+/// user (the HTTP connection, or the WebSocket session it upgraded to) ends.
+type Slot = Arc<OwnedSemaphorePermit>;
+
 /// Serves one accepted socket until it closes, upgrades, or the server shuts
 /// down (then in-flight requests finish and the socket closes).
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>) {
+pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
     let service = {
         let shared = shared.clone();
         service_fn(move |req| {
-            let shared = shared.clone();
-            async move { Ok::<_, Infallible>(route(req, peer, shared)) }
+            let (shared, slot) = (shared.clone(), slot.clone());
+            async move { Ok::<_, Infallible>(route(req, peer, shared, slot)) }
         })
     };
     let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(shared.config.handshake_timeout)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
@@ -51,7 +60,7 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     }
 }
 
-fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Response<Body> {
+fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) -> Response<Body> {
     let path = req.uri().path();
     let Some(endpoint) = shared.routes.load().get(path).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path\n");
@@ -75,10 +84,17 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> R
             return plain(StatusCode::BAD_REQUEST, &format!("bad WebSocket handshake: {err}\n"));
         }
     };
+    let admission = match endpoint.admit() {
+        Ok(admission) => admission,
+        Err(refusal) => {
+            tracing::debug!(plugin = %endpoint.name(), %peer, "refused: {refusal}");
+            return plain(StatusCode::SERVICE_UNAVAILABLE, &format!("{refusal}\n"));
+        }
+    };
     let path = path.to_owned();
     let query = req.uri().query().map(str::to_owned);
     let upgrade = hyper::upgrade::on(&mut req);
-    let config = ws_config(&shared.config);
+    let config = ws_config(&shared.config, endpoint.limits().max_message_bytes);
     let id = super::new_session_id();
     let tasks = shared.tasks.clone();
     tasks.spawn(async move {
@@ -88,6 +104,7 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> R
                     .await;
                 tracing::debug!(plugin = %endpoint.name(), session = id, %peer, %path, "connected");
                 connection::run(ws, endpoint, id, path, query, shared).await;
+                drop((admission, slot));
             }
             Err(err) => tracing::debug!(%peer, error = %err, "upgrade failed"),
         }
@@ -95,12 +112,12 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> R
     response
 }
 
-fn ws_config(config: &crate::ServerConfig) -> WebSocketConfig {
+fn ws_config(config: &crate::ServerConfig, max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
         .write_buffer_size(config.write_buffer_size)
-        .max_message_size(Some(config.max_message_size))
-        .max_frame_size(Some(config.max_frame_size))
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message))
 }
 
 fn plain(status: StatusCode, body: &str) -> Response<Body> {

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -81,14 +82,21 @@ pub async fn run(
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
     });
+    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
     tokio::pin!(shutdown);
     loop {
+        // At the connection cap, stop accepting (clients wait in the listen
+        // backlog) rather than starve the connections already served.
+        let slot = tokio::select! {
+            _ = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+        };
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    shared.tasks.spawn(http::serve(stream, peer, shared.clone()));
+                    shared.tasks.spawn(http::serve(stream, peer, shared.clone(), Arc::new(slot)));
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: back off, keep serving.

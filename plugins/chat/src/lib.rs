@@ -24,6 +24,11 @@ impl Handler for Chat {
     fn on_disconnected(&mut self, session: &Session) {
         self.sessions.retain(|s| s != session);
     }
+
+    // After a restart or an upgrade, the host hands back everyone still here.
+    fn on_restore(&mut self, sessions: Vec<Session>, _state: Option<Vec<u8>>) {
+        self.sessions = sessions;
+    }
 }
 
 wasock_guest::export!(Chat);

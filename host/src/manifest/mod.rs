@@ -12,7 +12,23 @@
 //!
 //! [build]
 //! command = "cargo build --release --target wasm32-wasip2 -p echo"
+//!
+//! [limits]              # optional; see `limits.rs` for every field
+//! memory-mib = 64
+//!
+//! [grants]              # optional; nothing is granted by default
+//! env = { GREETING = "hello" }
+//! read-dirs = ["static"]
 //! ```
+//!
+//! - [`limits`]: the `[limits]` table.
+//! - [`grants`]: the `[grants]` table.
+
+mod grants;
+mod limits;
+
+pub use grants::Grants;
+pub use limits::{Limits, QueueFull};
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -80,6 +96,12 @@ struct ManifestV1 {
     /// How to build the component from source; optional.
     #[serde(default)]
     build: Option<BuildV1>,
+    /// Resource limits; every field has a default.
+    #[serde(default)]
+    limits: Limits,
+    /// Capabilities granted to the plugin; none by default.
+    #[serde(default)]
+    grants: grants::GrantsV1,
 }
 
 /// The `[build]` table.
@@ -109,6 +131,10 @@ pub struct Manifest {
     pub component: PathBuf,
     /// The build command, if any.
     pub build: Option<BuildCommand>,
+    /// The sandbox's limits.
+    pub limits: Limits,
+    /// What the plugin may access.
+    pub grants: Grants,
 }
 
 /// How to build a plugin.
@@ -168,6 +194,11 @@ impl Manifest {
         if raw.component.as_os_str().is_empty() {
             return Err(invalid("component", "must name the component file"));
         }
+        raw.limits.validate().map_err(|(field, reason)| invalid(field, reason))?;
+        let grants = raw
+            .grants
+            .resolve(dir)
+            .map_err(|(field, reason)| invalid(field, &reason))?;
         let build = match raw.build {
             Some(b) if b.command.trim().is_empty() => {
                 return Err(invalid("build.command", "must not be empty"));
@@ -185,6 +216,8 @@ impl Manifest {
             dir: dir.to_path_buf(),
             file,
             build,
+            limits: raw.limits,
+            grants,
         })
     }
 }
