@@ -159,7 +159,12 @@ impl Actor {
             Some(Trap::Interrupt) => format!("exceeded its {} ms call deadline", limits.call_deadline_ms),
             Some(Trap::StackOverflow) => "overflowed its stack".to_owned(),
             Some(trap) => format!("trapped: {trap}"),
-            None => "failed".to_owned(),
+            None => match err.root_cause().to_string() {
+                root if root.contains("growing memory") => {
+                    format!("hit its {} MiB memory limit ({root})", limits.memory_mib)
+                }
+                root => format!("failed: {root}"),
+            },
         };
         let now = Instant::now();
         let window = Duration::from_secs(limits.trap_window_secs);

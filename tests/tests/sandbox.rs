@@ -1,0 +1,187 @@
+//! A misbehaving plugin is contained: its instance is discarded and replaced,
+//! its clients stay connected, and other endpoints never notice.
+
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use wasock_tests::{Client, TestServer, compile_fixture, eventually, logs, plugin, test_config};
+
+/// Serves the `misbehave` fixture at `/bad` (with `limits` TOML) next to
+/// `echo`.
+async fn server_with(name: &str, limits: &str) -> TestServer {
+    let bad = compile_fixture("misbehave", name, "/bad", limits, |_| {});
+    TestServer::serve(test_config(), vec![bad, plugin("echo")]).await
+}
+
+async fn echo_client(server: &TestServer) -> Client {
+    let mut c = server.connect("/echo").await;
+    assert_eq!(c.recv_text().await, "Welcome to the chat room!");
+    c
+}
+
+/// Triggers `command` on one client of the faulty endpoint while a second
+/// client of it and a client of `echo` watch, then checks the aftermath:
+/// the fault is logged with `cause`, both faulty-endpoint clients are still
+/// connected and told of the fresh instance, and it serves again.
+async fn contained(name: &str, limits: &str, command: &str, cause: &str) {
+    let server = server_with(name, limits).await;
+    let mut echo = echo_client(&server).await;
+    let mut victim = server.connect("/bad").await;
+    let mut neighbour = server.connect("/bad").await;
+    victim.send_text(command).await;
+    // The other endpoint answers while (or after) the fault is handled.
+    for i in 0..20 {
+        echo.send_text(&format!("{i}")).await;
+        assert_eq!(echo.recv_text().await, format!("You said: {i}"));
+    }
+    assert_eq!(victim.recv_text().await, "restored:2");
+    assert_eq!(neighbour.recv_text().await, "restored:2");
+    victim.send_text("again").await;
+    assert_eq!(victim.recv_text().await, "again");
+    neighbour.send_text("me too").await;
+    assert_eq!(neighbour.recv_text().await, "me too");
+    let log = logs();
+    let line = log
+        .lines()
+        .find(|l| l.contains(&format!("plugin={name} handler=\"handle-text\"")))
+        .unwrap_or_else(|| panic!("no fault logged for {name}:\n{log}"));
+    assert!(line.contains(cause), "{line}");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_loop_is_interrupted_at_the_deadline() {
+    contained("looper", "", "loop", "exceeded its 100 ms call deadline").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_endpoints_answer_while_a_plugin_spins() {
+    // A long deadline: the looping call is still running while the echo
+    // endpoint answers every message.
+    let server = server_with("spinner", "[limits]\ncall-deadline-ms = 5000\n").await;
+    let mut echo = echo_client(&server).await;
+    let mut victim = server.connect("/bad").await;
+    victim.send_text("loop").await;
+    for i in 0..20 {
+        echo.send_text(&format!("{i}")).await;
+        assert_eq!(echo.recv_text().await, format!("You said: {i}"));
+    }
+    assert!(!logs().contains("plugin=spinner handler"), "the loop ended too early to show anything");
+    assert_eq!(victim.recv_text().await, "restored:1");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_exhaustion_traps_at_the_cap() {
+    contained("hog", "[limits]\nmemory-mib = 16\n", "alloc", "hit its 16 MiB memory limit").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_traps_cleanly() {
+    contained("panicker", "", "panic", "unreachable").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endless_recursion_overflows_the_stack_cleanly() {
+    contained("recurser", "", "recurse", "overflowed its stack").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_sleep_is_refused_not_waited_for() {
+    contained("sleeper", "", "sleep", "asked to wait 10s").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_keeps_crashing_is_backed_off_then_recovers() {
+    let limits = "[limits]\nmax-traps = 3\ntrap-window-secs = 60\nbackoff-secs = 1\n";
+    let server = server_with("crasher", limits).await;
+    let mut echo = echo_client(&server).await;
+    let mut c = server.connect("/bad").await;
+    c.send_text("panic").await;
+    assert_eq!(c.recv_text().await, "restored:1");
+    c.send_text("panic").await;
+    assert_eq!(c.recv_text().await, "restored:1");
+    c.send_text("panic").await;
+    let frame = c.expect_close().await.expect("close frame");
+    assert_eq!(frame.code, CloseCode::Error);
+    // Backing off: new clients are refused, other endpoints are fine.
+    let refused = wasock_tests::Client::connect(&server.url("/bad")).await;
+    let err = refused.err().expect("refused while backing off").to_string();
+    assert!(err.contains("503"), "{err}");
+    echo.send_text("fine").await;
+    assert_eq!(echo.recv_text().await, "You said: fine");
+    assert!(logs().contains("3 traps within"));
+    // After the back-off the endpoint serves again, with a fresh instance.
+    let mut back = None;
+    eventually("the endpoint to come back", || {
+        back = futures_util::FutureExt::now_or_never(Client::connect(&server.url("/bad")))
+            .and_then(Result::ok);
+        back.is_some()
+    })
+    .await;
+    let mut back = back.unwrap();
+    back.send_text("hello again").await;
+    assert_eq!(back.recv_text().await, "hello again");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_to_a_slow_client_is_bounded_and_closed_with_1008() {
+    let limits = "[limits]\nqueue-messages = 64\nqueue-full-grace-ms = 0\n";
+    let server = server_with("flooder", limits).await;
+    let mut echo = echo_client(&server).await;
+    let mut slow = server.connect("/bad").await;
+    slow.send_text("flood").await;
+    let mut queued = 0;
+    eventually("the flood to be refused", || {
+        let log = logs();
+        let line = log.lines().find(|l| l.contains("flood: queued ") && l.contains("flooder"));
+        queued = line.and_then(|l| l.split("queued ").nth(1)?.split(',').next()?.parse().ok()).unwrap_or(0);
+        line.is_some()
+    })
+    .await;
+    assert!(queued >= 64, "{queued}");
+    echo.send_text("unaffected").await;
+    assert_eq!(echo.recv_text().await, "You said: unaffected");
+    // The slow client finally reads what was queued, then 1008.
+    let mut data = 0;
+    let frame = loop {
+        match slow.recv().await {
+            tokio_tungstenite::tungstenite::Message::Text(_) => data += 1,
+            tokio_tungstenite::tungstenite::Message::Close(frame) => break frame.unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(data, queued);
+    assert_eq!(frame.code, CloseCode::Policy);
+    assert!(logs().contains("outbound queue stayed full; closing the session with 1008"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chatty_plugin_cannot_flood_the_log() {
+    let server = server_with("chatty", "[limits]\nlog-bytes-per-sec = 4096\n").await;
+    let mut c = server.connect("/bad").await;
+    c.send_text("spam-log").await;
+    assert_eq!(c.recv_text().await, "spammed");
+    c.send_text("spam-log").await;
+    assert_eq!(c.recv_text().await, "spammed");
+    let log = logs();
+    let logged = log.lines().filter(|l| l.contains("spam line") && l.contains("plugin=\"chatty\"")).count();
+    assert!(logged < 1000, "{logged} of 8192 lines logged");
+    assert!(log.contains("plugin output over its log budget was dropped"));
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_survive_a_restart_and_are_capped() {
+    let server = server_with("attacher", "[limits]\nattachment-bytes = 8\n").await;
+    let mut c = server.connect("/bad").await;
+    c.send_text("attach:alice").await;
+    assert_eq!(c.recv_text().await, "ok ()");
+    c.send_text("attach:much-too-long").await;
+    assert!(c.recv_text().await.starts_with("denied: too-large"));
+    c.send_text("panic").await;
+    assert_eq!(c.recv_text().await, "restored:1");
+    c.send_text("attachment").await;
+    assert_eq!(c.recv_text().await, "alice");
+    server.shutdown().await;
+}
