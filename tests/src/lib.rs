@@ -255,6 +255,18 @@ impl Client {
         self.ws.send(Message::binary(data.to_vec())).await.unwrap();
     }
 
+    /// Connects to `url`, retrying while the server refuses, until [`WAIT`].
+    pub async fn connect_eventually(url: &str) -> Self {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            match Self::connect(url).await {
+                Ok(c) => return c,
+                Err(err) if tokio::time::Instant::now() > deadline => panic!("cannot connect to {url}: {err:#}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
     /// Reads until the server's close frame and returns it, skipping data.
     pub async fn expect_close(&mut self) -> Option<CloseFrame> {
         loop {

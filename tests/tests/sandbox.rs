@@ -110,14 +110,7 @@ async fn a_plugin_that_keeps_crashing_is_backed_off_then_recovers() {
     assert_eq!(echo.recv_text().await, "You said: fine");
     assert!(logs().contains("3 traps within"));
     // After the back-off the endpoint serves again, with a fresh instance.
-    let mut back = None;
-    eventually("the endpoint to come back", || {
-        back = futures_util::FutureExt::now_or_never(Client::connect(&server.url("/bad")))
-            .and_then(Result::ok);
-        back.is_some()
-    })
-    .await;
-    let mut back = back.unwrap();
+    let mut back = Client::connect_eventually(&server.url("/bad")).await;
     back.send_text("hello again").await;
     assert_eq!(back.recv_text().await, "hello again");
     server.shutdown().await;
