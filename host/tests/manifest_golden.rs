@@ -1,0 +1,51 @@
+//! Golden-file tests for `plugin.toml`: every file in `tests/manifests/` is
+//! parsed and the outcome (the error message, or a summary of the valid
+//! manifest) must match the `.out` file next to it. Run with
+//! `WASOCK_BLESS=1` to rewrite the `.out` files after an intended change.
+
+use std::path::{Path, PathBuf};
+use wasock::manifest::Manifest;
+
+fn outcome(text: &str) -> String {
+    match Manifest::parse(text, Path::new("plugin"), PathBuf::from("plugin/plugin.toml")) {
+        Ok(m) => format!(
+            "ok: {} at {} from {}; build {:?}; memory {} MiB, deadline {} ms, on-queue-full {:?}; env {:?}\n",
+            m.name,
+            m.route,
+            m.component.display(),
+            m.build.map(|b| (b.command, b.workdir)),
+            m.limits.memory_mib,
+            m.limits.call_deadline_ms,
+            m.limits.on_queue_full,
+            m.grants.env,
+        ),
+        Err(err) => format!("{err}\n"),
+    }
+}
+
+#[test]
+fn manifests_match_their_golden_outcomes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/manifests");
+    let bless = std::env::var_os("WASOCK_BLESS").is_some();
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 10, "golden cases missing from {}", dir.display());
+    let mut failures = Vec::new();
+    for case in cases {
+        let got = outcome(&std::fs::read_to_string(&case).unwrap());
+        let golden = case.with_extension("out");
+        if bless {
+            std::fs::write(&golden, &got).unwrap();
+            continue;
+        }
+        let want = std::fs::read_to_string(&golden).unwrap_or_default();
+        if got != want {
+            failures.push(format!("{}:\n  got:  {got}  want: {want}", case.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
