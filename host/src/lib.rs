@@ -18,6 +18,8 @@
 //!   session registry and per-session outbound queues.
 //! - [`server`]: the network side: accept loop, HTTP upgrade, one task per
 //!   WebSocket connection, graceful shutdown.
+//! - [`supervisor`]: keeps the served plugins in line with the disk: adds,
+//!   hot-swaps (without dropping clients), moves and removes endpoints.
 //! - [`cli`]: the `wasock` subcommands (`serve`, `build`, `check`).
 
 pub mod cli;
@@ -28,6 +30,7 @@ pub mod manifest;
 pub mod plugins;
 pub mod runtime;
 pub mod server;
+pub mod supervisor;
 
 pub use config::ServerConfig;
 pub use endpoint::SessionId;

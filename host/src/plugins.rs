@@ -53,6 +53,18 @@ pub enum DiscoverError {
     },
 }
 
+impl DiscoverError {
+    /// The plugin directory the error is about, if it is about one.
+    pub fn plugin_dir(&self) -> Option<PathBuf> {
+        let file = match self {
+            DiscoverError::Manifest(err) => err.path(),
+            DiscoverError::DuplicateRoute { file, .. } | DiscoverError::DuplicateName { file, .. } => file,
+            DiscoverError::NoPlugins { .. } | DiscoverError::ReadDir { .. } => return None,
+        };
+        file.parent().map(Path::to_path_buf)
+    }
+}
+
 /// Every plugin found under `paths`, in path order, plus what went wrong.
 /// Of two plugins with one route or name, the first found is kept.
 pub fn discover(paths: &[PathBuf]) -> (Vec<Manifest>, Vec<DiscoverError>) {

@@ -157,16 +157,27 @@ impl TestServer {
     /// Serves already compiled plugins.
     pub async fn serve(config: ServerConfig, plugins: Vec<Arc<CompiledPlugin>>) -> Self {
         let config = Arc::new(config);
-        let endpoints = plugins
+        let endpoints: Vec<Endpoint> = plugins
             .into_iter()
-            .map(|p| (p.route.clone(), Endpoint::start(p, config.clone()).expect("endpoint starts")))
+            .map(|p| Endpoint::start(p, config.clone()).expect("endpoint starts"))
             .collect();
+        let routes: server::Routes = endpoints
+            .iter()
+            .map(|e| (e.route().to_owned(), e.handle()))
+            .collect();
+        let routes = Arc::new(arc_swap::ArcSwap::from_pointee(routes));
         let listener = server::bind("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::run(listener, endpoints, config, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(async move {
+            server::run(listener, routes, config, async {
+                let _ = stopped.await;
+            })
+            .await;
+            for endpoint in endpoints {
+                endpoint.shutdown().await;
+            }
+        });
         Self { addr, stop: Some(stop), task }
     }
 

@@ -1,10 +1,11 @@
 //! `wasock serve [--listen ADDR] [--build] PATH...`: loads the plugins, starts
-//! one endpoint per plugin and serves until ctrl-c or SIGTERM.
+//! one endpoint per plugin and serves until ctrl-c or SIGTERM, swapping in
+//! plugins as they change on disk (or on SIGHUP).
 
 use crate::config::ServerConfig;
-use crate::endpoint::Endpoint;
 use crate::runtime::Runtime;
-use crate::{loader, server};
+use crate::server;
+use crate::supervisor::{Rebuild, Supervisor, watch};
 use anyhow::Context;
 use clap::Args;
 use std::net::SocketAddr;
@@ -19,9 +20,13 @@ pub struct Serve {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Run each plugin's build command before loading it.
+    /// Run each plugin's build command before loading it, and again when
+    /// its sources change.
     #[arg(long)]
     build: bool,
+    /// Do not watch the plugin paths for changes (SIGHUP still reloads).
+    #[arg(long)]
+    no_watch: bool,
     /// Connections held at once, across all endpoints.
     #[arg(long, default_value_t = ServerConfig::default().max_connections)]
     max_connections: usize,
@@ -57,29 +62,29 @@ impl Serve {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             ..ServerConfig::default()
         });
-        let runtime = Runtime::new()?;
-        let loaded = loader::load(&runtime, &self.paths, self.build);
-        for err in &loaded.errors {
-            tracing::error!("{err:#}; skipping it");
-        }
+        let runtime = Arc::new(Runtime::new()?);
         let tokio = tokio::runtime::Runtime::new()?;
-        let _guard = tokio.enter();
-        let mut endpoints = Vec::new();
-        for (manifest, plugin) in loaded.plugins {
-            match Endpoint::start(Arc::new(plugin), config.clone()) {
-                Ok(endpoint) => endpoints.push((manifest.route, endpoint)),
-                Err(err) => tracing::error!("{err:#}; skipping it"),
+        tokio.block_on(async {
+            let mut supervisor = Supervisor::new(runtime, config.clone(), self.paths, self.build);
+            let initial = if self.build { Rebuild::All } else { Rebuild::None };
+            supervisor.reload(initial).await;
+            if supervisor.is_empty() && self.no_watch {
+                anyhow::bail!("no plugin could be served");
             }
-        }
-        anyhow::ensure!(!endpoints.is_empty(), "no plugin could be served");
-        let listener = server::bind(self.listen, config.listen_backlog)
-            .with_context(|| format!("cannot listen on {}", self.listen))?;
-        let addr = listener.local_addr()?;
-        for (route, endpoint) in &endpoints {
-            tracing::info!(plugin = %endpoint.handle().name(), "serving ws://{addr}{route}");
-        }
-        tracing::info!("listening on {addr}");
-        tokio.block_on(server::run(listener, endpoints, config, shutdown_signal()));
+            let listener = server::bind(self.listen, config.listen_backlog)
+                .with_context(|| format!("cannot listen on {}", self.listen))?;
+            let addr = listener.local_addr()?;
+            for (route, endpoint) in supervisor.routes().load().iter() {
+                tracing::info!(plugin = %endpoint.name(), "serving ws://{addr}{route}");
+            }
+            let routes = supervisor.routes();
+            let supervisor = watch::spawn(supervisor, !self.no_watch)?;
+            tracing::info!("listening on {addr}");
+            server::run(listener, routes, config, shutdown_signal()).await;
+            supervisor.stop().await.shutdown().await;
+            tracing::info!("server stopped");
+            anyhow::Ok(())
+        })?;
         Ok(ExitCode::SUCCESS)
     }
 }

@@ -10,7 +10,7 @@
 //! restarted in a loop: its sessions are closed with 1011 and the endpoint
 //! refuses connections (503) for `backoff-secs`, then starts afresh.
 
-use super::{EndpointInfo, Event, SessionId, Sessions};
+use super::{EndpointInfo, Event, SessionId, Sessions, SwapError, SwapReport};
 use crate::runtime::{CompiledPlugin, Exports, HostState, deadline_ticks};
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -37,6 +37,9 @@ pub(super) struct Actor {
     deadline: u64,
     /// When recent traps happened, oldest first, within the trap window.
     traps: VecDeque<Instant>,
+    /// The endpoint is being removed: sessions are closing, and the actor
+    /// stops once the last one has ended.
+    retiring: bool,
 }
 
 impl Actor {
@@ -57,22 +60,38 @@ impl Actor {
             slot: Slot::Live(Box::new(store), exports),
             rx,
             traps: VecDeque::new(),
+            retiring: false,
         })
     }
 
-    /// Handles events until told to shut down or every sender is gone.
+    /// Handles events until told to shut down, retired with no session
+    /// left, or every sender is gone.
     pub(super) fn run(mut self) {
         while let Some(event) = self.rx.blocking_recv() {
-            if let Event::Shutdown = event {
-                break;
+            match event {
+                Event::Shutdown => break,
+                Event::Swap { plugin, done } => {
+                    let _ = done.send(self.swap(plugin));
+                }
+                Event::Retire => self.retire(),
+                event => self.handle(event),
             }
-            self.handle(event);
+            if self.retiring && self.sessions().is_empty() {
+                tracing::info!(plugin = %self.plugin.name, "endpoint removed");
+                return;
+            }
         }
         self.end_all();
     }
 
     fn handle(&mut self, event: Event) {
         match event {
+            Event::Connected { id, out, .. } if self.retiring => {
+                let _ = out.send_control(tokio_tungstenite::tungstenite::Message::Close(Some(
+                    super::close_frame(Some(1001), "plugin removed"),
+                )));
+                tracing::debug!(session = id, "refused: endpoint is being removed");
+            }
             Event::Connected { id, path, query, out } => {
                 let rep = self.sessions().insert(id, path, query, out);
                 self.call("on-connected", id, |e, s| {
@@ -101,7 +120,58 @@ impl Actor {
                 }
             }
             Event::Disconnected { id } => self.disconnect(id),
-            Event::Shutdown => {}
+            Event::Shutdown | Event::Swap { .. } | Event::Retire => {}
+        }
+    }
+
+    /// Closes every session with 1001; the actor ends with the last one.
+    fn retire(&mut self) {
+        self.retiring = true;
+        let sessions = self.sessions();
+        for id in sessions.ids() {
+            sessions.close(id, Some(1001), "plugin removed");
+        }
+    }
+
+    /// Replaces the running version with `new` at this event boundary: the
+    /// old instance's `snapshot` goes to the new one's `restore` with the
+    /// live sessions. If the new version cannot start or traps in
+    /// `restore`, the old one keeps serving, untouched.
+    fn swap(&mut self, new: Arc<CompiledPlugin>) -> Result<SwapReport, SwapError> {
+        let started = Instant::now();
+        let state = self.snapshot();
+        let sessions = self.sessions().fork(new.name.clone(), &new.limits);
+        let (mut store, exports) = new
+            .instantiate(sessions)
+            .map_err(|(e, _)| SwapError::Start(format!("{e:#}")))?;
+        let deadline = deadline_ticks(new.limits.call_deadline());
+        restore(&mut store, &exports, state, deadline).map_err(|e| SwapError::Restore(format!("{e:#}")))?;
+        let sessions = store.data().sessions.len();
+        self.slot = Slot::Live(Box::new(store), exports);
+        self.plugin = new;
+        self.deadline = deadline;
+        self.traps.clear();
+        self.info.replace_limits(self.plugin.limits.clone());
+        self.info.stop_refusing();
+        Ok(SwapReport { sessions, switch: started.elapsed() })
+    }
+
+    /// The running instance's state for its successor; `None` if it has no
+    /// `lifecycle` export, is down, or traps while taking the snapshot.
+    fn snapshot(&mut self) -> Option<Vec<u8>> {
+        let Slot::Live(store, exports) = &mut self.slot else {
+            return None;
+        };
+        let lifecycle = exports.lifecycle.as_ref()?;
+        store.set_epoch_deadline(self.deadline);
+        match lifecycle.call_snapshot(&mut **store) {
+            Ok(state) => Some(state),
+            Err(err) => {
+                tracing::error!(plugin = %self.plugin.name, error = format!("{err:#}"), "snapshot trapped; the new version starts without the old state");
+                let sessions = self.take_sessions();
+                self.slot = Slot::Down { sessions, retry_at: Instant::now() };
+                None
+            }
         }
     }
 
@@ -240,21 +310,32 @@ impl Actor {
         let Slot::Live(store, exports) = &mut self.slot else {
             return;
         };
-        let Some(lifecycle) = &exports.lifecycle else {
-            return;
-        };
-        let sessions = &mut store.data_mut().sessions;
-        if sessions.is_empty() && state.is_none() {
-            return;
-        }
-        let handles: Vec<_> = sessions
-            .ids()
-            .into_iter()
-            .filter_map(|id| sessions.open(id).map(Resource::new_own))
-            .collect();
-        store.set_epoch_deadline(self.deadline);
-        if let Err(err) = lifecycle.call_restore(&mut **store, &handles, state.as_deref()) {
+        if let Err(err) = restore(store, exports, state, self.deadline) {
             self.trapped("restore", None, &err);
         }
     }
+}
+
+/// Calls `restore` on an instance with `lifecycle`, handing it an owned
+/// handle to every live session, unless there is nothing to restore.
+fn restore(
+    store: &mut Store<HostState>,
+    exports: &Exports,
+    state: Option<Vec<u8>>,
+    deadline: u64,
+) -> wasmtime::Result<()> {
+    let Some(lifecycle) = &exports.lifecycle else {
+        return Ok(());
+    };
+    let sessions = &mut store.data_mut().sessions;
+    if sessions.is_empty() && state.is_none() {
+        return Ok(());
+    }
+    let handles: Vec<_> = sessions
+        .ids()
+        .into_iter()
+        .filter_map(|id| sessions.open(id).map(Resource::new_own))
+        .collect();
+    store.set_epoch_deadline(deadline);
+    lifecycle.call_restore(store, &handles, state.as_deref())
 }

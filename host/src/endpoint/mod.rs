@@ -23,7 +23,7 @@ use outbound::OutboundTx;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Something that happened on one of the endpoint's connections.
@@ -66,8 +66,40 @@ pub enum Event {
         /// The session.
         id: SessionId,
     },
+    /// Replace the plugin with a new version at this event boundary.
+    Swap {
+        /// The new version.
+        plugin: Arc<CompiledPlugin>,
+        /// Where the outcome goes.
+        done: oneshot::Sender<Result<SwapReport, SwapError>>,
+    },
+    /// The plugin is being removed: close every session with 1001, then stop.
+    Retire,
     /// The server is stopping: end every remaining session, then stop.
     Shutdown,
+}
+
+/// What a successful swap did.
+#[derive(Debug, Clone)]
+pub struct SwapReport {
+    /// Sessions the new version took over.
+    pub sessions: usize,
+    /// How long the endpoint was switching (snapshot, instantiate, restore).
+    pub switch: std::time::Duration,
+}
+
+/// Why a swap did not happen; the old version keeps serving.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SwapError {
+    /// The new version could not be instantiated.
+    #[error("the new version cannot start: {0}")]
+    Start(String),
+    /// The new version trapped in `restore`.
+    #[error("the new version trapped in restore: {0}")]
+    Restore(String),
+    /// The endpoint is not running.
+    #[error("the endpoint is not running")]
+    Gone,
 }
 
 /// The endpoint's queue is gone (it has shut down).
@@ -80,8 +112,8 @@ pub struct EndpointGone(pub Arc<str>);
 pub struct EndpointInfo {
     /// The plugin's name.
     pub name: Arc<str>,
-    /// The plugin's limits.
-    pub limits: Arc<Limits>,
+    /// The plugin's limits (replaced when a new version is swapped in).
+    limits: arc_swap::ArcSwap<Limits>,
     /// Connections admitted and not yet ended.
     connections: AtomicUsize,
     /// While the endpoint backs off after repeated traps: until when.
@@ -89,6 +121,16 @@ pub struct EndpointInfo {
 }
 
 impl EndpointInfo {
+    /// The new version's limits, for connections made from now on.
+    pub(crate) fn replace_limits(&self, limits: Arc<Limits>) {
+        self.limits.store(limits);
+    }
+
+    /// Accepts connections again (a new version replaced a crashing one).
+    pub(crate) fn stop_refusing(&self) {
+        *self.refusing_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     /// Refuses new connections until `until`.
     pub(crate) fn refuse_until(&self, until: Instant) {
         *self.refusing_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
@@ -129,9 +171,9 @@ impl EndpointHandle {
         &self.info.name
     }
 
-    /// The plugin's limits.
-    pub fn limits(&self) -> &Limits {
-        &self.info.limits
+    /// The plugin's current limits.
+    pub fn limits(&self) -> Arc<Limits> {
+        self.info.limits.load_full()
     }
 
     /// Admits one more connection, unless the endpoint is full or backing
@@ -145,7 +187,7 @@ impl EndpointHandle {
                 None => {}
             }
         }
-        let max = self.info.limits.max_connections;
+        let max = self.info.limits.load().max_connections;
         let admitted = self
             .info
             .connections
@@ -169,6 +211,7 @@ impl EndpointHandle {
 pub struct Endpoint {
     handle: EndpointHandle,
     thread: std::thread::JoinHandle<()>,
+    route: String,
 }
 
 impl Endpoint {
@@ -179,9 +222,10 @@ impl Endpoint {
         config: Arc<ServerConfig>,
     ) -> anyhow::Result<Self> {
         let (tx, rx) = mpsc::channel(config.event_queue_capacity);
+        let route = plugin.route.clone();
         let info = Arc::new(EndpointInfo {
             name: plugin.name.clone(),
-            limits: plugin.limits.clone(),
+            limits: arc_swap::ArcSwap::new(plugin.limits.clone()),
             connections: AtomicUsize::new(0),
             refusing_until: Mutex::new(None),
         });
@@ -192,12 +236,41 @@ impl Endpoint {
         Ok(Self {
             handle: EndpointHandle { info, tx },
             thread,
+            route,
         })
+    }
+
+    /// The route it was started on.
+    pub fn route(&self) -> &str {
+        &self.route
     }
 
     /// A handle for connection tasks.
     pub fn handle(&self) -> EndpointHandle {
         self.handle.clone()
+    }
+
+    /// Swaps in a new version of the plugin at the next event boundary;
+    /// events queued meanwhile go to the new version, in order.
+    pub async fn swap(&self, plugin: Arc<CompiledPlugin>) -> Result<SwapReport, SwapError> {
+        let (done, outcome) = oneshot::channel();
+        self.handle
+            .tx
+            .send(Event::Swap { plugin, done })
+            .await
+            .map_err(|_| SwapError::Gone)?;
+        outcome.await.unwrap_or(Err(SwapError::Gone))
+    }
+
+    /// Removes the endpoint: closes every session with 1001 (each gets its
+    /// `on-disconnected`) and waits until the last has ended.
+    pub async fn retire(self) {
+        let _ = self.handle.tx.send(Event::Retire).await;
+        let name = self.handle.info.name.clone();
+        let joined = tokio::task::spawn_blocking(move || self.thread.join()).await;
+        if !matches!(joined, Ok(Ok(()))) {
+            tracing::error!(plugin = %name, "endpoint thread panicked");
+        }
     }
 
     /// Ends every remaining session (`on-disconnected` for each), then stops

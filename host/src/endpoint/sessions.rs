@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 pub type SessionId = u64;
 
 /// What the host keeps about one live session.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Live {
     /// Request path it connected with.
     pub path: String,
@@ -93,6 +93,17 @@ impl Sessions {
             },
         );
         self.new_handle(id)
+    }
+
+    /// A copy of this registry for a new plugin version: the same sessions
+    /// (and outbound queues and attachments) with a fresh handle table, under
+    /// the new version's limits. The original stays intact, so the old
+    /// version can keep serving if the new one fails to start.
+    pub fn fork(&self, plugin: std::sync::Arc<str>, limits: &Limits) -> Self {
+        let mut fork = Self::new(plugin, limits);
+        fork.live = self.live.clone();
+        fork.reset_handles();
+        fork
     }
 
     /// Forgets a session and its borrow handle. Owned handles the plugin

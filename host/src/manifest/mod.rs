@@ -79,6 +79,18 @@ pub enum ManifestError {
     },
 }
 
+impl ManifestError {
+    /// The manifest file the error is about.
+    pub fn path(&self) -> &Path {
+        match self {
+            ManifestError::Read { path, .. }
+            | ManifestError::Parse { path, .. }
+            | ManifestError::UnsupportedVersion { path, .. }
+            | ManifestError::InvalidField { path, .. } => path,
+        }
+    }
+}
+
 /// The schema of `plugin.toml`, version 1.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case", expecting = "a plugin manifest")]

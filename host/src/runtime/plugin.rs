@@ -83,11 +83,23 @@ pub struct CompiledPlugin {
     pub exports: Vec<String>,
     /// The sandbox's limits.
     pub limits: Arc<Limits>,
+    /// A short content hash of the component file, naming this version.
+    pub hash: String,
     grants: Grants,
     pre: InstancePre<HostState>,
     handler: handler::GuestIndices,
     lifecycle: Option<lifecycle::GuestIndices>,
     log_budget: Arc<LogBudget>,
+}
+
+impl std::fmt::Debug for CompiledPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledPlugin")
+            .field("name", &self.name)
+            .field("route", &self.route)
+            .field("hash", &self.hash)
+            .finish_non_exhaustive()
+    }
 }
 
 impl CompiledPlugin {
@@ -122,6 +134,7 @@ impl CompiledPlugin {
         let handler = handler::GuestIndices::new(&pre).map_err(world_error)?;
         let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
         let compiled = Self {
+            hash: content_hash(&bytes),
             name: manifest.name.as_str().into(),
             route: manifest.route.clone(),
             imports,
@@ -201,4 +214,11 @@ impl CompiledPlugin {
         }
         Ok(wasi.build())
     }
+}
+
+/// The first 12 hex digits of the SHA-256 of `bytes`.
+pub fn content_hash(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -6,16 +6,18 @@
 //! - [`connection`]: one task per WebSocket session, reading, writing,
 //!   heartbeats and the closing handshake.
 //!
-//! [`run`] takes a bound listener, the started endpoints and a shutdown
-//! future. When the future resolves it stops accepting, closes every session
-//! with 1001, waits up to `shutdown_timeout` for them, and finally makes each
-//! endpoint call `on-disconnected` for any session still registered.
+//! [`run`] takes a bound listener, the routing table and a shutdown future.
+//! The table is shared: whoever manages the endpoints (the supervisor) swaps
+//! it as plugins come, go or move. When the future resolves, `run` stops
+//! accepting, closes every session with 1001 and waits up to
+//! `shutdown_timeout` for them; then the caller shuts the endpoints down
+//! (each calls `on-disconnected` for any session still registered).
 
 mod connection;
 mod http;
 
 use crate::config::ServerConfig;
-use crate::endpoint::{Endpoint, EndpointHandle, SessionId};
+use crate::endpoint::{EndpointHandle, SessionId};
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::future::Future;
@@ -34,7 +36,7 @@ pub type Routes = HashMap<String, EndpointHandle>;
 /// What every connection task shares.
 struct Shared {
     /// The routing table.
-    routes: ArcSwap<Routes>,
+    routes: Arc<ArcSwap<Routes>>,
     /// Server settings.
     config: Arc<ServerConfig>,
     /// Cancelled when the server starts shutting down.
@@ -64,20 +66,16 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
     socket.listen(backlog)
 }
 
-/// Serves `endpoints` on `listener` until `shutdown` resolves, then shuts
-/// down gracefully.
+/// Serves the endpoints in `routes` on `listener` until `shutdown`
+/// resolves, then closes every session gracefully.
 pub async fn run(
     listener: TcpListener,
-    endpoints: Vec<(String, Endpoint)>,
+    routes: Arc<ArcSwap<Routes>>,
     config: Arc<ServerConfig>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let routes = endpoints
-        .iter()
-        .map(|(route, ep)| (route.clone(), ep.handle()))
-        .collect();
     let shared = Arc::new(Shared {
-        routes: ArcSwap::from_pointee(routes),
+        routes,
         config,
         shutdown: CancellationToken::new(),
         tasks: TaskTracker::new(),
@@ -118,8 +116,5 @@ pub async fn run(
         );
     }
     shared.routes.store(Arc::default());
-    for (_, endpoint) in endpoints {
-        endpoint.shutdown().await;
-    }
-    tracing::info!("server stopped");
+    tracing::info!("connections closed");
 }

@@ -1,0 +1,37 @@
+//! Shared pieces of the benchmarks: latency recording with an HDR histogram
+//! and the table every benchmark prints.
+
+use hdrhistogram::Histogram;
+use std::time::Duration;
+
+/// Round-trip latencies in microseconds.
+pub struct Latencies(Histogram<u64>);
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self(Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"))
+    }
+}
+
+impl Latencies {
+    /// Records one round trip.
+    pub fn record(&mut self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).clamp(1, 60_000_000);
+        self.0.record(us).expect("within bounds");
+    }
+
+    /// `p50 / p99 / max` in microseconds.
+    pub fn summary(&self) -> (u64, u64, u64) {
+        (self.0.value_at_quantile(0.5), self.0.value_at_quantile(0.99), self.0.max())
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> u64 {
+        self.0.len()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
