@@ -99,6 +99,7 @@ impl Actor {
                 });
             }
             Event::Text { id, text } => {
+                self.sessions().event_done(id);
                 if let Some(rep) = self.sessions().deliverable(id) {
                     self.call("handle-text", id, |e, s| {
                         e.handler.call_handle_text(s, Resource::new_borrow(rep), &text)
@@ -106,6 +107,7 @@ impl Actor {
                 }
             }
             Event::Binary { id, data } => {
+                self.sessions().event_done(id);
                 if let Some(rep) = self.sessions().deliverable(id) {
                     self.call("handle-binary", id, |e, s| {
                         e.handler.call_handle_binary(s, Resource::new_borrow(rep), &data)
@@ -113,6 +115,7 @@ impl Actor {
                 }
             }
             Event::Pong { id, data } => {
+                self.sessions().event_done(id);
                 if let Some(rep) = self.sessions().deliverable(id) {
                     self.call("on-pong", id, |e, s| {
                         e.handler.call_on_pong(s, Resource::new_borrow(rep), &data)

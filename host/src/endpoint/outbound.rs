@@ -5,10 +5,20 @@
 //! through; the data it may hold is bounded by counting messages and bytes
 //! on both ends. A push over either bound fails at once with
 //! [`QueueError::Full`]: the plugin never blocks on a slow client.
+//!
+//! The same shared counters give each connection backpressure: it reads a
+//! client message only with a *credit* (at most [`WINDOW`] of its messages
+//! are waiting for the plugin at once; the endpoint returns the credit when
+//! it has handled one), and only while its outbound queue has room for the
+//! replies those could cause. A client that sends faster than it reads is
+//! slowed down by TCP instead of losing replies.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+
+/// Most client messages of one session waiting for the plugin at once.
+pub const WINDOW: usize = 64;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Why a message was not queued.
@@ -27,6 +37,10 @@ struct Pending {
     bytes: AtomicUsize,
     max_messages: usize,
     max_bytes: usize,
+    /// Credits for reading client messages; see the module docs.
+    credits: Semaphore,
+    /// Credits in all: the reply room reading keeps free.
+    window: usize,
 }
 
 /// The endpoint's end of the queue.
@@ -47,11 +61,14 @@ pub struct OutboundRx {
 /// (one message is always accepted into an empty queue, whatever its size).
 pub fn channel(max_messages: usize, max_bytes: usize) -> (OutboundTx, OutboundRx) {
     let (tx, rx) = mpsc::unbounded_channel();
+    let window = WINDOW.min(max_messages / 2).max(1);
     let pending = Arc::new(Pending {
         messages: AtomicUsize::new(0),
         bytes: AtomicUsize::new(0),
         max_messages,
         max_bytes,
+        credits: Semaphore::new(window),
+        window,
     });
     (
         OutboundTx {
@@ -75,6 +92,11 @@ impl OutboundTx {
             return Err(if self.tx.is_closed() { QueueError::Closed } else { QueueError::Full });
         }
         self.push(msg, len)
+    }
+
+    /// The endpoint has handled one client message: its credit returns.
+    pub fn event_done(&self) {
+        self.pending.credits.add_permits(1);
     }
 
     /// Queues a control message (close), ignoring the bounds.
@@ -107,10 +129,38 @@ impl OutboundRx {
         Some(self.taken(msg))
     }
 
+    /// The read gate of this queue (see the module docs).
+    pub fn gate(&self) -> Gate {
+        Gate(self.pending.clone())
+    }
+
     fn taken(&self, msg: Message) -> Message {
         self.pending.messages.fetch_sub(1, Ordering::Relaxed);
         self.pending.bytes.fetch_sub(msg.len(), Ordering::Relaxed);
         msg
+    }
+}
+
+/// Decides when a connection may read its client's next message.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<Pending>);
+
+impl Gate {
+    /// Waits for a credit to read one client message, and takes it.
+    pub async fn take_credit(&self) {
+        if let Ok(permit) = self.0.credits.acquire().await {
+            permit.forget();
+        }
+    }
+
+    /// Whether the queue is too full to read more client messages: it has
+    /// no room left for the replies of a full window of them.
+    pub fn congested(&self) -> bool {
+        let p = &*self.0;
+        let queued = p.messages.load(Ordering::Relaxed);
+        queued > 0
+            && (queued + p.window > p.max_messages
+                || p.bytes.load(Ordering::Relaxed) * 2 > p.max_bytes)
     }
 }
 
@@ -132,5 +182,24 @@ mod tests {
         tx.try_send(Message::text("x")).unwrap();
         drop(rx);
         assert_eq!(tx.try_send(Message::text("")), Err(QueueError::Closed));
+    }
+
+    #[tokio::test]
+    async fn credits_and_congestion_gate_reading() {
+        let (tx, rx) = channel(8, 1 << 20);
+        let gate = rx.gate();
+        // Window is min(64, 8 / 2) = 4 credits.
+        for _ in 0..4 {
+            gate.take_credit().await;
+        }
+        let fifth = tokio::time::timeout(std::time::Duration::from_millis(20), gate.take_credit());
+        assert!(fifth.await.is_err(), "a fifth credit before any was returned");
+        tx.event_done();
+        gate.take_credit().await;
+        assert!(!gate.congested());
+        for _ in 0..5 {
+            tx.try_send(Message::text("r")).unwrap();
+        }
+        assert!(gate.congested(), "5 queued + 4 in flight > 8");
     }
 }

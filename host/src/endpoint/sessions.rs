@@ -149,6 +149,13 @@ impl Sessions {
         self.live.get(&id).map(|l| l.borrow_rep)
     }
 
+    /// The endpoint has taken one client message of `id` off its queue.
+    pub fn event_done(&self, id: SessionId) {
+        if let Some(live) = self.live.get(&id) {
+            live.out.event_done();
+        }
+    }
+
     /// A live session's data.
     pub fn get(&self, id: SessionId) -> Option<&Live> {
         self.live.get(&id)

@@ -44,6 +44,7 @@ pub(super) async fn run(
         last_seen: Instant::now(),
         last_message: Instant::now(),
         closing_deadline: None,
+        credit: false,
     };
     if session.endpoint.send(connected).await.is_err() {
         let frame = close_frame(Some(1011), "endpoint is not running");
@@ -65,6 +66,8 @@ struct Session {
     last_message: Instant,
     /// Set once a close frame is sent: the client's reply must come by then.
     closing_deadline: Option<Instant>,
+    /// Holds a credit to pass one client message to the plugin.
+    credit: bool,
 }
 
 /// Whether the session goes on after a step.
@@ -81,6 +84,7 @@ impl Session {
             config.ping_interval,
         );
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let gate = rx.gate();
         loop {
             let closing = self.closing_deadline.is_some();
             let deadline = self.closing_deadline.unwrap_or_else(Instant::now);
@@ -93,7 +97,15 @@ impl Session {
                     Some(msg) => self.write_batch(msg, &mut rx, config.close_timeout, config.pong_timeout).await,
                     None => Flow::End,
                 },
-                incoming = self.ws.next() => self.on_incoming(incoming, config.close_timeout).await,
+                _ = gate.take_credit(), if !self.credit && !closing => {
+                    self.credit = true;
+                    Flow::Continue
+                }
+                // Backpressure: read only with a credit and room for replies
+                // (while closing, read to see the client's close frame).
+                incoming = self.ws.next(), if closing || (self.credit && !gate.congested()) => {
+                    self.on_incoming(incoming, config.close_timeout).await
+                }
                 _ = ping.tick() => self.heartbeat(config.pong_timeout).await,
                 _ = tokio::time::sleep_until(self.last_message + config.idle_timeout.unwrap_or_default()),
                     if config.idle_timeout.is_some() && !closing => {
@@ -138,6 +150,7 @@ impl Session {
             }
             Message::Close(_) | Message::Frame(_) => return Flow::Continue,
         };
+        self.credit = false;
         match self.endpoint.send(event).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::End,

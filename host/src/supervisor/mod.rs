@@ -142,7 +142,7 @@ impl Supervisor {
             let running = dir.as_ref().is_some_and(|d| self.plugins.contains_key(d));
             let suffix = if running { "; keeping the running version" } else { "" };
             tracing::error!("{err}{suffix}");
-            report.failed.push(err.to_string());
+            report.failed.push(format!("{err}{suffix}"));
             keep.extend(dir);
         }
         for manifest in manifests {
