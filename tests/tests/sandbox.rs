@@ -91,7 +91,7 @@ async fn a_long_sleep_is_refused_not_waited_for() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_keeps_crashing_is_backed_off_then_recovers() {
-    let limits = "[limits]\nmax-traps = 3\ntrap-window-secs = 60\nbackoff-secs = 1\n";
+    let limits = "[limits]\nmax-traps = 3\ntrap-window-secs = 60\nbackoff-secs = 5\n";
     let server = server_with("crasher", limits).await;
     let mut echo = echo_client(&server).await;
     let mut c = server.connect("/bad").await;

@@ -85,6 +85,13 @@ impl Actor {
     }
 
     fn handle(&mut self, event: Event) {
+        // A down instance is retried before the event, so that a fresh
+        // instance's `restore` covers only the sessions that came before.
+        if let Slot::Down { retry_at, .. } = &self.slot
+            && Instant::now() >= *retry_at
+        {
+            self.restart();
+        }
         match event {
             Event::Connected { id, out, .. } if self.retiring => {
                 let _ = out.send_control(tokio_tungstenite::tungstenite::Message::Close(Some(
@@ -210,12 +217,6 @@ impl Actor {
         session: SessionId,
         f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<()>,
     ) {
-        if let Slot::Down { retry_at, .. } = &self.slot {
-            if Instant::now() < *retry_at {
-                return;
-            }
-            self.restart();
-        }
         let Slot::Live(store, exports) = &mut self.slot else {
             return;
         };
