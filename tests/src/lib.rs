@@ -311,9 +311,16 @@ pub struct SwapServer {
 impl SwapServer {
     /// Serves the plugin directories under `dir`.
     pub async fn start(dir: &Path, watch: bool) -> Self {
+        Self::start_with_build(dir, watch, false).await
+    }
+
+    /// Serves the plugin directories under `dir`, running build commands
+    /// (initially, and when a plugin's sources change) if `build`.
+    pub async fn start_with_build(dir: &Path, watch: bool, build: bool) -> Self {
         let config = Arc::new(test_config());
-        let mut supervisor = Supervisor::new(runtime().clone(), config.clone(), vec![dir.to_path_buf()], false);
-        let report = supervisor.reload(Rebuild::None).await;
+        let mut supervisor = Supervisor::new(runtime().clone(), config.clone(), vec![dir.to_path_buf()], build);
+        let rebuild = if build { Rebuild::All } else { Rebuild::None };
+        let report = supervisor.reload(rebuild).await;
         assert!(report.failed.is_empty(), "{:?}", report.failed);
         let routes = supervisor.routes();
         let supervisor = watch::spawn(supervisor, watch).unwrap();

@@ -241,3 +241,36 @@ async fn the_watcher_picks_up_a_new_component_by_itself() {
     assert_eq!(counter.recv_text().await, " 1");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_build_a_source_change_is_rebuilt_and_swapped_in() {
+    // The "source" is a component file and the build command copies it into
+    // place: the watcher must see the source change, run the build, and swap
+    // in what the build produced.
+    let dir = tempdir();
+    let plugin = swap_plugin_dir(
+        &dir,
+        "echo",
+        "/echo",
+        b"not built yet",
+        "[build]\ncommand = \"cp src/echo.wasm plugin.wasm\"\n",
+    );
+    std::fs::create_dir_all(plugin.join("src")).unwrap();
+    std::fs::write(plugin.join("src/echo.wasm"), wasm_bytes("echo")).unwrap();
+    let server = SwapServer::start_with_build(&dir, true, true).await;
+    let mut c = server.connect("/echo").await;
+    assert_eq!(c.recv_text().await, "Welcome to the chat room!");
+    replace_file(&plugin.join("src/echo.wasm"), &wasm_bytes("echo-v2"));
+    let mut fresh = loop {
+        let mut probe = server.connect("/echo").await;
+        if probe.recv_text().await == "Welcome to v2!" {
+            break probe;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    fresh.send_text("built").await;
+    assert_eq!(fresh.recv_text().await, "v2 said: built");
+    c.send_text("kept").await;
+    assert_eq!(c.recv_text().await, "v2 said: kept");
+    server.shutdown().await;
+}
