@@ -7,21 +7,26 @@
 //! discarded and a fresh one started). Prints p50/p99/max of each and the
 //! ratio.
 //!
-//! `cargo run --release -p wasock-bench --bin isolation [ROUND_TRIPS]`
+//! `cargo run --release -p wasock-bench --bin isolation [SECONDS]` (5 by
+//! default, for each of the two runs).
 
 use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use wasock_bench::Latencies;
 use wasock_tests::{TestServer, compile_fixture, plugin, test_config};
 
-async fn echo_round_trips(server: &TestServer, n: usize) -> Latencies {
+async fn echo_round_trips(server: &TestServer, run_for: Duration) -> Latencies {
     let mut c = server.connect("/echo").await;
     c.recv_text().await;
     let mut lat = Latencies::default();
-    for i in 0..n {
+    let started = Instant::now();
+    for i in 0.. {
+        if started.elapsed() > run_for {
+            break;
+        }
         let text = format!("{i}");
         let start = Instant::now();
         c.ws.send(Message::text(text)).await.unwrap();
@@ -35,12 +40,13 @@ async fn echo_round_trips(server: &TestServer, n: usize) -> Latencies {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5000);
+    let secs: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
+    let run_for = Duration::from_secs(secs);
     let looper = compile_fixture("misbehave", "looper", "/loop", "[limits]\nmax-traps = 1000000\n", |_| {});
     let server = TestServer::serve(test_config(), vec![plugin("echo"), looper]).await;
 
-    let _warmup = echo_round_trips(&server, 500).await;
-    let baseline = echo_round_trips(&server, n).await;
+    let _warmup = echo_round_trips(&server, Duration::from_millis(500)).await;
+    let baseline = echo_round_trips(&server, run_for).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let loops = Arc::new(AtomicU64::new(0));
@@ -57,7 +63,7 @@ async fn main() {
         })
     };
     let started = Instant::now();
-    let faulty = echo_round_trips(&server, n).await;
+    let faulty = echo_round_trips(&server, run_for).await;
     let elapsed = started.elapsed();
     stop.store(true, Ordering::Relaxed);
     spinning.await.unwrap();
