@@ -148,7 +148,8 @@ async fn a_bad_new_version_leaves_the_old_one_serving() {
     c.send_text("tick").await;
     assert_eq!(c.recv_text().await, "v1 1");
 
-    let attempts: [(&str, Box<dyn Fn()>); 5] = [
+    type Attempt<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let attempts: [Attempt; 5] = [
         ("not a valid WebAssembly component", Box::new(|| replace_file(&plugin.join("plugin.wasm"), b"garbage"))),
         ("not a valid WebAssembly component", Box::new(|| {
             // A half-written file: the first half of a good component.

@@ -268,11 +268,12 @@ impl Actor {
 
     /// Closes every session with 1011 and refuses connections for `backoff`.
     fn back_off(&mut self, mut sessions: Sessions, backoff: Duration) {
+        // Refuse first: a client told of the close must not get back in.
+        let retry_at = Instant::now() + backoff;
+        self.info.refuse_until(retry_at);
         for id in sessions.ids() {
             sessions.close(id, Some(1011), "plugin keeps crashing");
         }
-        let retry_at = Instant::now() + backoff;
-        self.info.refuse_until(retry_at);
         self.slot = Slot::Down { sessions, retry_at };
     }
 

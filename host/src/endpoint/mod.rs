@@ -265,18 +265,18 @@ impl Endpoint {
     /// Removes the endpoint: closes every session with 1001 (each gets its
     /// `on-disconnected`) and waits until the last has ended.
     pub async fn retire(self) {
-        let _ = self.handle.tx.send(Event::Retire).await;
-        let name = self.handle.info.name.clone();
-        let joined = tokio::task::spawn_blocking(move || self.thread.join()).await;
-        if !matches!(joined, Ok(Ok(()))) {
-            tracing::error!(plugin = %name, "endpoint thread panicked");
-        }
+        self.stop(Event::Retire).await;
     }
 
     /// Ends every remaining session (`on-disconnected` for each), then stops
     /// the thread and waits for it.
     pub async fn shutdown(self) {
-        let _ = self.handle.tx.send(Event::Shutdown).await;
+        self.stop(Event::Shutdown).await;
+    }
+
+    /// Sends the last event and waits for the thread to finish.
+    async fn stop(self, last: Event) {
+        let _ = self.handle.tx.send(last).await;
         let name = self.handle.info.name.clone();
         let joined = tokio::task::spawn_blocking(move || self.thread.join()).await;
         if !matches!(joined, Ok(Ok(()))) {
