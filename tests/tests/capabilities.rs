@@ -76,3 +76,22 @@ fn grants_that_escape_the_plugin_directory_are_refused_at_load() {
         assert!(err.contains(want), "{name}: {err}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_cannot_reach_another_endpoints_sessions() {
+    let probe = compile_fixture("misbehave", "probe", "/probe", "", |_| {});
+    let server = TestServer::serve(test_config(), vec![probe, wasock_tests::plugin("lifecycle")]).await;
+    let mut other = server.connect("/lifecycle").await;
+    let other_id = other.lifecycle_id().await;
+    let mut c = server.connect("/probe").await;
+    c.send_text(&format!("open:{other_id}")).await;
+    assert_eq!(c.recv_text().await, format!("open {other_id}: false; broadcast reached 0"));
+    // Its own sessions it can open.
+    let mut mine = server.connect("/probe").await;
+    mine.send_text("open:0").await;
+    assert_eq!(mine.recv_text().await, "open 0: false; broadcast reached 1");
+    assert_eq!(c.recv_text().await, "probe");
+    other.send_text("nothing arrived here").await;
+    assert_eq!(other.recv_text().await, "nothing arrived here");
+    server.shutdown().await;
+}

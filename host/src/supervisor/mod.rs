@@ -79,6 +79,9 @@ impl Supervisor {
     /// Serves the plugins under `paths` (none until the first reload).
     /// With `build`, reloads may run plugins' build commands.
     pub fn new(runtime: Arc<Runtime>, config: Arc<ServerConfig>, paths: Vec<PathBuf>, build: bool) -> Self {
+        // Absolute paths, so file-change events (always absolute) can be
+        // matched against plugin directories.
+        let paths = paths.into_iter().map(|p| p.canonicalize().unwrap_or(p)).collect();
         Self {
             runtime,
             config,
