@@ -275,3 +275,26 @@ async fn with_build_a_source_change_is_rebuilt_and_swapped_in() {
     assert_eq!(c.recv_text().await, "v2 said: kept");
     server.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_without_lifecycle_still_swaps_and_recovers() {
+    let dir = tempdir();
+    let plugin = swap_plugin_dir(&dir, "bare", "/bare", &wasm_bytes("bare"), "");
+    let server = SwapServer::start(&dir, false).await;
+    let mut c = server.connect("/bare").await;
+    assert_eq!(c.recv_text().await, "bare here");
+    // A trap: a fresh instance (nothing to restore into), client kept.
+    c.send_text("panic").await;
+    c.send_text("after trap").await;
+    assert_eq!(c.recv_text().await, "bare: after trap");
+    // A new version without lifecycle, then one with it.
+    replace_file(&plugin.join("plugin.wasm"), &rehash(&wasm_bytes("bare"), "v2"));
+    assert_eq!(server.reload().await.swapped, ["bare"]);
+    c.send_text("after swap").await;
+    assert_eq!(c.recv_text().await, "bare: after swap");
+    replace_file(&plugin.join("plugin.wasm"), &wasm_bytes("echo-v2"));
+    assert_eq!(server.reload().await.swapped, ["bare"]);
+    c.send_text("now v2").await;
+    assert_eq!(c.recv_text().await, "v2 said: now v2");
+    server.shutdown().await;
+}
