@@ -25,6 +25,11 @@ impl Latencies {
         (self.0.value_at_quantile(0.5), self.0.value_at_quantile(0.99), self.0.max())
     }
 
+    /// Adds another recording's samples.
+    pub fn merge(&mut self, other: &Latencies) {
+        self.0.add(&other.0).expect("same bounds");
+    }
+
     /// Number of samples.
     pub fn len(&self) -> u64 {
         self.0.len()

@@ -1,0 +1,214 @@
+//! The load client: drives a WebSocket server (wasock or the native
+//! baseline) through one scenario and prints one result line as JSON.
+//!
+//! - `echo`: N connections to /echo, K messages of S bytes in flight each,
+//!   for T seconds: messages per second and round-trip percentiles.
+//! - `fanout`: N receivers on /broadcast and one sender; each message must
+//!   reach all: deliveries per second and time until the last receiver has it.
+//! - `idle`: holds N connections and reads the server's RSS before and after.
+//! - `storm`: opens N connections at once; how many succeed, how long it takes.
+
+use clap::{Parser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_tungstenite::tungstenite::Message;
+use wasock_bench::Latencies;
+
+#[derive(Parser)]
+struct Args {
+    /// Server base URL, e.g. ws://127.0.0.1:8080
+    #[arg(long)]
+    url: String,
+    /// Label for the result line (e.g. native, wasock).
+    #[arg(long)]
+    label: String,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    Echo {
+        #[arg(long, default_value_t = 100)]
+        conns: usize,
+        #[arg(long, default_value_t = 8)]
+        inflight: usize,
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+    },
+    Fanout {
+        #[arg(long, default_value_t = 1000)]
+        receivers: usize,
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+    },
+    Idle {
+        #[arg(long, default_value_t = 10_000)]
+        conns: usize,
+        /// The server's process id, to read its RSS.
+        #[arg(long)]
+        pid: u32,
+    },
+    Storm {
+        #[arg(long, default_value_t = 10_000)]
+        conns: usize,
+    },
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str) -> anyhow::Result<Ws> {
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await?;
+    ws.next().await.ok_or_else(|| anyhow::anyhow!("no greeting"))??;
+    Ok(ws)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let label = &args.label;
+    match args.scenario {
+        Scenario::Echo { conns, inflight, size, secs } => {
+            let url = format!("{}/echo", args.url);
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            let mut tasks = Vec::new();
+            for _ in 0..conns {
+                let ws = connect(&url).await?;
+                tasks.push(tokio::spawn(echo_conn(ws, inflight, size, deadline)));
+            }
+            let started = Instant::now();
+            let mut all = Latencies::default();
+            let mut count = 0;
+            for t in tasks {
+                let lat = t.await??;
+                count += lat.len();
+                all.merge(&lat);
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let (p50, p99, max) = all.summary();
+            println!(
+                r#"{{"scenario":"echo","label":"{label}","conns":{conns},"inflight":{inflight},"size":{size},"msgs_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}}}"#,
+                count as f64 / elapsed
+            );
+        }
+        Scenario::Fanout { receivers, messages } => {
+            let url = format!("{}/broadcast", args.url);
+            let delivered = Arc::new(AtomicU64::new(0));
+            let notify = Arc::new(Notify::new());
+            let (mut sender, mut own_copies) = connect(&url).await?.split();
+            tokio::spawn(async move { while own_copies.next().await.is_some() {} });
+            for _ in 0..receivers {
+                let mut ws = connect(&url).await?;
+                let (delivered, notify) = (delivered.clone(), notify.clone());
+                tokio::spawn(async move {
+                    while let Some(Ok(msg)) = ws.next().await {
+                        if msg.is_text() {
+                            delivered.fetch_add(1, Ordering::Relaxed);
+                            notify.notify_one();
+                        }
+                    }
+                });
+            }
+            let mut to_last = Latencies::default();
+            let started = Instant::now();
+            for i in 0..messages {
+                let sent = Instant::now();
+                sender.send(Message::text(format!("m{i}"))).await?;
+                let want = ((i + 1) * receivers) as u64;
+                while delivered.load(Ordering::Relaxed) < want {
+                    let _ = tokio::time::timeout(Duration::from_millis(5), notify.notified()).await;
+                }
+                to_last.record(sent.elapsed());
+            }
+            let elapsed = started.elapsed().as_secs_f64();
+            let (p50, p99, max) = to_last.summary();
+            println!(
+                r#"{{"scenario":"fanout","label":"{label}","receivers":{receivers},"messages":{messages},"deliveries_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}}}"#,
+                (messages * receivers) as f64 / elapsed
+            );
+        }
+        Scenario::Idle { conns, pid } => {
+            let url = format!("{}/echo", args.url);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let before = rss_kib(pid)?;
+            let mut held = Vec::with_capacity(conns);
+            for _ in 0..conns {
+                held.push(connect(&url).await?);
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let after = rss_kib(pid)?;
+            println!(
+                r#"{{"scenario":"idle","label":"{label}","conns":{conns},"rss_before_kib":{before},"rss_after_kib":{after},"kib_per_conn":{:.1}}}"#,
+                (after.saturating_sub(before)) as f64 / conns as f64
+            );
+            drop(held);
+        }
+        Scenario::Storm { conns } => {
+            let url = format!("{}/echo", args.url);
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..conns).map(|_| tokio::spawn(connect_owned(url.clone()))).collect();
+            let mut ok = 0;
+            let mut held = Vec::new();
+            for t in tasks {
+                if let Ok(Ok(ws)) = t.await {
+                    ok += 1;
+                    held.push(ws);
+                }
+            }
+            println!(
+                r#"{{"scenario":"storm","label":"{label}","conns":{conns},"ok":{ok},"secs":{:.2}}}"#,
+                started.elapsed().as_secs_f64()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn connect_owned(url: String) -> anyhow::Result<Ws> {
+    connect(&url).await
+}
+
+/// One connection keeping `inflight` echo messages outstanding until
+/// `deadline`; replies come back in order, so a FIFO of send times gives
+/// each round trip.
+async fn echo_conn(ws: Ws, inflight: usize, size: usize, deadline: Instant) -> anyhow::Result<Latencies> {
+    let (mut tx, mut rx) = ws.split();
+    let payload = "x".repeat(size);
+    let mut sent: VecDeque<Instant> = VecDeque::with_capacity(inflight);
+    let mut lat = Latencies::default();
+    for _ in 0..inflight {
+        sent.push_back(Instant::now());
+        tx.send(Message::text(payload.clone())).await?;
+    }
+    while let Some(msg) = rx.next().await {
+        if !msg?.is_text() {
+            continue;
+        }
+        if let Some(at) = sent.pop_front() {
+            lat.record(at.elapsed());
+        }
+        if Instant::now() < deadline {
+            sent.push_back(Instant::now());
+            tx.send(Message::text(payload.clone())).await?;
+        } else if sent.is_empty() {
+            break;
+        }
+    }
+    Ok(lat)
+}
+
+/// The resident set size of process `pid`, in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))?;
+    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
+}
