@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs every load scenario against the native baseline and against wasock
+# (bundled Rust plugins), alternating, ROUNDS times, with the server pinned
+# to core 0 and the load client to core 1. Prints one JSON line per run and
+# a markdown table of medians with the wasock/native ratio.
+#
+# Usage: bench/run.sh [ROUNDS]   (default 3)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-3}
+out=$(mktemp)
+
+cargo build --release -p wasock -p wasock-bench >&2
+(cd plugins && cargo build --release --target wasm32-wasip2 >&2)
+
+pin_server="taskset -c 0"
+pin_client="taskset -c 1"
+if [ "$(nproc)" -lt 2 ]; then pin_server=""; pin_client=""; fi
+
+start_server() { # $1 = native|wasock; prints "PID PORT"
+    local log
+    log=$(mktemp)
+    if [ "$1" = native ]; then
+        $pin_server target/release/native 127.0.0.1:0 >"$log" 2>&1 &
+    else
+        RUST_LOG=warn,wasock::cli=info $pin_server target/release/wasock serve \
+            --listen 127.0.0.1:0 --no-watch plugins >"$log" 2>&1 &
+    fi
+    local pid=$!
+    for _ in $(seq 100); do
+        if grep -q "listening on" "$log"; then break; fi
+        sleep 0.1
+    done
+    local port
+    port=$(grep -o "listening on [0-9.:]*" "$log" | head -1 | sed 's/.*://')
+    echo "$pid $port"
+}
+
+run() { # $1 = label, rest = scenario args
+    local label=$1; shift
+    read -r pid port < <(start_server "$label")
+    $pin_client target/release/load --url "ws://127.0.0.1:$port" --label "$label" "$@" | tee -a "$out"
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+for round in $(seq "$rounds"); do
+    echo "round $round/$rounds" >&2
+    for label in native wasock; do
+        run "$label" echo --conns 100 --inflight 8 --size 64 --secs 5
+        run "$label" fanout --receivers 1000 --messages 200
+        run "$label" storm --conns 10000
+    done
+done
+# Idle RSS needs the server's pid.
+for label in native wasock; do
+    read -r pid port < <(start_server "$label")
+    $pin_client target/release/load --url "ws://127.0.0.1:$port" --label "$label" idle --conns 10000 --pid "$pid" | tee -a "$out"
+    kill "$pid"; wait "$pid" 2>/dev/null || true
+done
+
+python3 - "$out" <<'EOF'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+def med(scenario, label, key):
+    vals = [r[key] for r in rows if r["scenario"] == scenario and r["label"] == label]
+    return statistics.median(vals) if vals else float("nan")
+print("| scenario | metric | native | wasock | wasock/native |")
+print("|---|---|---|---|---|")
+for scenario, key, name in [
+    ("echo", "msgs_per_sec", "echo msg/s (100 conns, 8 in flight, 64 B)"),
+    ("echo", "p50_us", "echo p50 us"),
+    ("echo", "p99_us", "echo p99 us"),
+    ("echo", "max_us", "echo max us"),
+    ("fanout", "deliveries_per_sec", "fan-out deliveries/s (1000 receivers)"),
+    ("fanout", "p99_us", "fan-out time to last receiver p99 us"),
+    ("storm", "ok", "storm: connections ok of 10000"),
+    ("storm", "secs", "storm seconds"),
+    ("idle", "kib_per_conn", "idle RSS KiB per connection (10000)"),
+]:
+    n, w = med(scenario, "native", key), med(scenario, "wasock", key)
+    print(f"| {scenario} | {name} | {n:.1f} | {w:.1f} | {w / n if n else float('nan'):.2f} |")
+EOF
