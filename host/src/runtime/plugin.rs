@@ -106,15 +106,21 @@ impl CompiledPlugin {
     /// Reads, compiles and type-checks the component named by `manifest`,
     /// and starts it once to be sure it can start.
     pub fn load(runtime: &Runtime, manifest: &Manifest) -> Result<Self, LoadError> {
-        let path = &manifest.component;
-        let plugin = manifest.name.clone();
-        let bytes = std::fs::read(path).map_err(|source| LoadError::Read {
-            plugin: plugin.clone(),
-            path: path.clone(),
+        let bytes = std::fs::read(&manifest.component).map_err(|source| LoadError::Read {
+            plugin: manifest.name.clone(),
+            path: manifest.component.clone(),
             source,
         })?;
+        Self::from_bytes(runtime, manifest, &bytes)
+    }
+
+    /// Like [`load`](Self::load), for component bytes already read (so the
+    /// version hashed is exactly the version compiled).
+    pub fn from_bytes(runtime: &Runtime, manifest: &Manifest, bytes: &[u8]) -> Result<Self, LoadError> {
+        let path = &manifest.component;
+        let plugin = manifest.name.clone();
         let component =
-            Component::new(runtime.engine(), &bytes).map_err(|e| LoadError::Compile {
+            Component::new(runtime.engine(), bytes).map_err(|e| LoadError::Compile {
                 plugin: plugin.clone(),
                 path: path.clone(),
                 message: format!("{e:#}"),
@@ -134,7 +140,7 @@ impl CompiledPlugin {
         let handler = handler::GuestIndices::new(&pre).map_err(world_error)?;
         let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
         let compiled = Self {
-            hash: content_hash(&bytes),
+            hash: content_hash(bytes),
             name: manifest.name.as_str().into(),
             route: manifest.route.clone(),
             imports,

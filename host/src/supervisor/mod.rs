@@ -156,15 +156,14 @@ impl Supervisor {
             }
         }
         let gone: Vec<PathBuf> = self.plugins.keys().filter(|d| !keep.contains(*d)).cloned().collect();
-        for dir in gone {
-            if let Some(m) = self.plugins.remove(&dir) {
-                tracing::info!(plugin = %m.manifest.name, route = %m.manifest.route, "plugin directory removed; closing its sessions with 1001");
-                report.removed.push(m.manifest.name);
-                self.publish_routes();
-                tokio::spawn(m.endpoint.retire());
-            }
-        }
+        let gone: Vec<Managed> = gone.iter().filter_map(|dir| self.plugins.remove(dir)).collect();
+        // Routes first, so no new client reaches an endpoint being retired.
         self.publish_routes();
+        for m in gone {
+            tracing::info!(plugin = %m.manifest.name, route = %m.manifest.route, "plugin directory removed; closing its sessions with 1001");
+            report.removed.push(m.manifest.name);
+            tokio::spawn(m.endpoint.retire());
+        }
         report
     }
 
@@ -200,7 +199,7 @@ impl Supervisor {
         }
         let started = Instant::now();
         let (runtime, m) = (self.runtime.clone(), manifest.clone());
-        let plugin = blocking(move || CompiledPlugin::load(&runtime, &m))
+        let plugin = blocking(move || CompiledPlugin::from_bytes(&runtime, &m, &bytes))
             .await
             .map_err(|e| format!("{e}{keeping}"))?;
         let compile = started.elapsed();
