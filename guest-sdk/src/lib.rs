@@ -13,10 +13,10 @@
 //!
 //! impl Handler for Echo {
 //!     fn on_connected(&mut self, session: Session) {
-//!         let _ = session.write_text("Welcome to the chat room!");
+//!         session.write_text("Welcome to the chat room!");
 //!     }
 //!     fn handle_text(&mut self, session: &Session, text: String) {
-//!         let _ = session.write_text(&format!("You said: {text}"));
+//!         session.write_text(&format!("You said: {text}"));
 //!     }
 //! }
 //!
@@ -30,8 +30,9 @@
 //! [`Session`] is a handle to one connection. `on_connected` hands you an
 //! owned one: keep it (e.g. in a `Vec`) to write to that client later, or let
 //! it drop. Later events lend you `&Session`. Dropping a handle never closes
-//! the connection; writing through a handle whose connection has ended
-//! returns [`SendError::Closed`]. Two handles are equal when they refer to
+//! the connection. A write returns a [`SendStatus`] instead of failing:
+//! [`SendStatus::Closed`] through a handle whose connection has ended,
+//! [`SendStatus::QueueFull`] when the client does not keep up. Two handles are equal when they refer to
 //! the same session.
 
 #[doc(hidden)]
@@ -46,7 +47,7 @@ pub mod __bindings {
 }
 
 use __bindings::wasock::plugin::endpoint;
-pub use __bindings::wasock::plugin::types::{AttachmentError, SendError, Session, SessionId};
+pub use __bindings::wasock::plugin::types::{AttachmentError, SendStatus, Session, SessionId};
 
 /// The events of one endpoint. The host calls them one at a time, in the
 /// order they happened.

@@ -68,16 +68,13 @@ impl HostState {
             .ok_or_else(|| wasmtime::format_err!("unknown session handle {}", handle.rep()))
     }
 
-    fn send(&mut self, handle: &Resource<SessionResource>, msg: Message) -> wasmtime::Result<Result<(), types::SendError>> {
+    fn send(&mut self, handle: &Resource<SessionResource>, msg: Message) -> wasmtime::Result<types::SendStatus> {
         let id = self.session_of(handle)?;
-        Ok(self.sessions.send(id, msg).map_err(send_error))
-    }
-}
-
-fn send_error(err: QueueError) -> types::SendError {
-    match err {
-        QueueError::Closed => types::SendError::Closed,
-        QueueError::Full => types::SendError::QueueFull,
+        Ok(match self.sessions.send(id, msg) {
+            Ok(()) => types::SendStatus::Queued,
+            Err(QueueError::Closed) => types::SendStatus::Closed,
+            Err(QueueError::Full) => types::SendStatus::QueueFull,
+        })
     }
 }
 
@@ -137,7 +134,7 @@ impl types::HostSession for HostState {
         &mut self,
         this: Resource<SessionResource>,
         text: String,
-    ) -> wasmtime::Result<Result<(), types::SendError>> {
+    ) -> wasmtime::Result<types::SendStatus> {
         self.send(&this, Message::text(text))
     }
 
@@ -145,7 +142,7 @@ impl types::HostSession for HostState {
         &mut self,
         this: Resource<SessionResource>,
         data: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), types::SendError>> {
+    ) -> wasmtime::Result<types::SendStatus> {
         self.send(&this, Message::binary(data))
     }
 

@@ -8,12 +8,12 @@ struct Binary;
 
 impl Handler for Binary {
     fn on_connected(&mut self, session: Session) {
-        let _ = session.write_data(b"Binary hello");
+        session.write_data(b"Binary hello");
     }
 
     fn handle_binary(&mut self, session: &Session, data: Vec<u8>) {
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
-        let _ = session.write_data(&len.to_le_bytes());
+        session.write_data(&len.to_le_bytes());
     }
 }
 

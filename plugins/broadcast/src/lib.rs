@@ -10,7 +10,7 @@ struct Broadcast;
 impl Handler for Broadcast {
     fn on_connected(&mut self, session: Session) {
         println!("Client connected");
-        let _ = session.write_text("Connection established!");
+        session.write_text("Connection established!");
     }
 
     fn handle_text(&mut self, _session: &Session, text: String) {

@@ -9,7 +9,7 @@ struct Bye;
 impl Handler for Bye {
     fn handle_text(&mut self, session: &Session, text: String) {
         if text == "bye" {
-            let _ = session.write_text("Goodbye!");
+            session.write_text("Goodbye!");
             session.close();
         }
     }

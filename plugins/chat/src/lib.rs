@@ -11,13 +11,13 @@ struct Chat {
 impl Handler for Chat {
     fn on_connected(&mut self, session: Session) {
         let welcome = format!("Welcome! There are {} users online.", self.sessions.len() + 1);
-        let _ = session.write_text(&welcome);
+        session.write_text(&welcome);
         self.sessions.push(session);
     }
 
     fn handle_text(&mut self, _session: &Session, text: String) {
         for s in &self.sessions {
-            let _ = s.write_text(&text); // Broadcast message to all connected clients
+            s.write_text(&text); // Broadcast message to all connected clients
         }
     }
 

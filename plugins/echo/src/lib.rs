@@ -8,12 +8,12 @@ struct Echo;
 
 impl Handler for Echo {
     fn on_connected(&mut self, session: Session) {
-        let _ = session.write_text("Welcome to the chat room!");
+        session.write_text("Welcome to the chat room!");
     }
 
     fn handle_text(&mut self, session: &Session, text: String) {
         println!("Client says: {text}");
-        let _ = session.write_text(&format!("You said: {text}"));
+        session.write_text(&format!("You said: {text}"));
     }
 }
 
