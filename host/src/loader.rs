@@ -34,7 +34,7 @@ pub fn load(runtime: &Runtime, paths: &[PathBuf], build: bool) -> Loaded {
         let started = Instant::now();
         match CompiledPlugin::load(runtime, &manifest) {
             Ok(plugin) => {
-                tracing::info!(plugin = %plugin.name, route = %plugin.route, elapsed = ?started.elapsed(), "compiled");
+                tracing::info!(plugin = %plugin.name, route = %plugin.route, origin = ?plugin.origin, elapsed = ?started.elapsed(), "loaded");
                 loaded.plugins.push((manifest, plugin));
             }
             Err(err) => loaded.errors.push(err.into()),

@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 use wasock::endpoint::Endpoint;
-use wasock::runtime::{CompiledPlugin, Runtime};
+use wasock::runtime::{CompileCache, CompiledPlugin, Runtime};
 use wasock::{ServerConfig, loader, server};
 
 /// How long any single expectation may wait before the test fails.
@@ -36,6 +36,12 @@ pub const WAIT: Duration = Duration::from_secs(10);
 /// The bundled example plugins' directory.
 pub fn plugins_dir() -> PathBuf {
     PathBuf::from(env!("WASOCK_PLUGINS_DIR"))
+}
+
+/// The compile cache the tests share (across test processes and runs: the
+/// JavaScript and Python plugins take seconds to compile once).
+pub fn compile_cache_dir() -> PathBuf {
+    plugins_dir().join("target").join("compile-cache")
 }
 
 /// A built fixture component (`tests/fixtures/<name>`).
@@ -53,7 +59,8 @@ fn compiled() -> &'static Compiled {
     static COMPILED: OnceLock<Compiled> = OnceLock::new();
     COMPILED.get_or_init(|| {
         init_logging();
-        let runtime = Arc::new(Runtime::new().expect("engine"));
+        let cache = CompileCache::new(compile_cache_dir());
+        let runtime = Arc::new(Runtime::with_cache(Some(cache)).expect("engine"));
         let fixtures = tempdir();
         let lifecycle = fixture_dir(&fixtures, "lifecycle", "/lifecycle");
         let loaded = loader::load(&runtime, &[plugins_dir(), lifecycle], false);

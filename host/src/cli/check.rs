@@ -18,7 +18,8 @@ pub struct Check {
 impl Check {
     /// Checks each plugin; fails if any is broken.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let runtime = Runtime::new()?;
+        // Checking warms the compile cache for the next `serve`.
+        let runtime = Runtime::with_cache(super::serve::compile_cache(None, false))?;
         let loaded = loader::load(&runtime, &self.paths, false);
         for (manifest, plugin) in &loaded.plugins {
             println!("ok   {} {} ({})", plugin.name, plugin.route, manifest.component.display());

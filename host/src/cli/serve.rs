@@ -3,7 +3,7 @@
 //! plugins as they change on disk (or on SIGHUP).
 
 use crate::config::ServerConfig;
-use crate::runtime::Runtime;
+use crate::runtime::{CompileCache, Runtime};
 use crate::server;
 use crate::supervisor::{Rebuild, Supervisor, watch};
 use anyhow::Context;
@@ -45,6 +45,13 @@ pub struct Serve {
     /// Seconds graceful shutdown waits for sessions to close.
     #[arg(long, default_value_t = ServerConfig::default().shutdown_timeout.as_secs())]
     shutdown_timeout: u64,
+    /// Where compiled plugins are cached [default: $WASOCK_CACHE_DIR,
+    /// $XDG_CACHE_HOME/wasock or ~/.cache/wasock].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every plugin from scratch; read and write no cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
     /// Plugin directories, or directories holding plugin directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -62,7 +69,7 @@ impl Serve {
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             ..ServerConfig::default()
         });
-        let runtime = Arc::new(Runtime::new()?);
+        let runtime = Arc::new(Runtime::with_cache(compile_cache(self.cache_dir, self.no_cache))?);
         let tokio = tokio::runtime::Runtime::new()?;
         tokio.block_on(async {
             let mut supervisor = Supervisor::new(runtime, config.clone(), self.paths, self.build);
@@ -87,6 +94,20 @@ impl Serve {
         })?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// The compile cache the flags ask for: `--no-cache`, `--cache-dir`, or the
+/// default location (none if there is no home directory to put it in).
+pub(super) fn compile_cache(dir: Option<PathBuf>, disabled: bool) -> Option<CompileCache> {
+    if disabled {
+        return None;
+    }
+    let cache = dir.or_else(CompileCache::default_dir).map(CompileCache::new);
+    match &cache {
+        Some(c) => tracing::debug!(dir = %c.dir().display(), "compile cache"),
+        None => tracing::warn!("no compile cache: set --cache-dir or WASOCK_CACHE_DIR"),
+    }
+    cache
 }
 
 /// Resolves on ctrl-c or SIGTERM.

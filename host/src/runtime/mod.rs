@@ -2,25 +2,28 @@
 //! epoch ticker that bounds every plugin call, and compiling plugins.
 //!
 //! - [`bindings`]: `bindgen!` output (private).
+//! - [`cache`]: compiled components on disk, so restarts skip Cranelift.
 //! - [`host`]: the imports a plugin calls (`session`, `endpoint`).
 //! - [`plugin`]: a compiled, type-checked plugin ready to instantiate.
 //! - [`stdio`]: plugin stdout/stderr into the host log, within a budget.
 //! - [`waits`]: bounds on how long a host call may wait.
 
 mod bindings;
+pub mod cache;
 pub mod host;
 pub mod plugin;
 pub mod stdio;
 mod waits;
 
 pub use bindings::StatefulPlugin as PluginBindings;
+pub use cache::{CompileCache, Origin};
 pub use host::HostState;
 pub use plugin::{CompiledPlugin, Exports, LoadError};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 /// How often the engine's epoch advances; the unit of call deadlines.
@@ -31,13 +34,20 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
+    cache: Option<CompileCache>,
     ticker: Option<std::thread::JoinHandle<()>>,
     stop: Arc<AtomicBool>,
 }
 
 impl Runtime {
-    /// Builds the engine (Cranelift, epoch interruption on) and the linker.
+    /// Builds the engine (Cranelift, epoch interruption on) and the linker,
+    /// without a compile cache.
     pub fn new() -> anyhow::Result<Self> {
+        Self::with_cache(None)
+    }
+
+    /// Like [`new`](Self::new), keeping compiled components in `cache`.
+    pub fn with_cache(cache: Option<CompileCache>) -> anyhow::Result<Self> {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
@@ -62,6 +72,7 @@ impl Runtime {
         Ok(Self {
             engine,
             linker,
+            cache,
             ticker: Some(ticker),
             stop,
         })
@@ -70,6 +81,19 @@ impl Runtime {
     /// The engine.
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// Compiles component `bytes`, or loads them from the compile cache.
+    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(Component, Origin)> {
+        match &self.cache {
+            Some(cache) => cache.component(&self.engine, bytes),
+            None => Ok((Component::new(&self.engine, bytes)?, Origin::Compiled)),
+        }
+    }
+
+    /// The compile cache, if there is one.
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
     }
 
     /// The linker holding WASI and the wasock imports.

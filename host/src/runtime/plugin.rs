@@ -8,12 +8,12 @@
 use super::bindings::exports::wasock::plugin::{handler, lifecycle};
 use super::host::HostState;
 use super::stdio::{LogBudget, LogOutput, Stream};
-use super::{Runtime, deadline_ticks};
+use super::{Origin, Runtime, deadline_ticks};
 use crate::endpoint::Sessions;
 use crate::manifest::{Grants, Limits, Manifest};
 use std::path::PathBuf;
 use std::sync::Arc;
-use wasmtime::component::{Component, InstancePre};
+use wasmtime::component::InstancePre;
 use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
@@ -85,6 +85,8 @@ pub struct CompiledPlugin {
     pub limits: Arc<Limits>,
     /// A short content hash of the component file, naming this version.
     pub hash: String,
+    /// Whether it was compiled now or loaded from the compile cache.
+    pub origin: Origin,
     grants: Grants,
     pre: InstancePre<HostState>,
     handler: handler::GuestIndices,
@@ -119,12 +121,11 @@ impl CompiledPlugin {
     pub fn from_bytes(runtime: &Runtime, manifest: &Manifest, bytes: &[u8]) -> Result<Self, LoadError> {
         let path = &manifest.component;
         let plugin = manifest.name.clone();
-        let component =
-            Component::new(runtime.engine(), bytes).map_err(|e| LoadError::Compile {
-                plugin: plugin.clone(),
-                path: path.clone(),
-                message: format!("{e:#}"),
-            })?;
+        let (component, origin) = runtime.compile(bytes).map_err(|e| LoadError::Compile {
+            plugin: plugin.clone(),
+            path: path.clone(),
+            message: format!("{e:#}"),
+        })?;
         let world_error = |e: wasmtime::Error| LoadError::World {
             plugin: plugin.clone(),
             path: path.clone(),
@@ -141,6 +142,7 @@ impl CompiledPlugin {
         let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
         let compiled = Self {
             hash: content_hash(bytes),
+            origin,
             name: manifest.name.as_str().into(),
             route: manifest.route.clone(),
             imports,

@@ -22,6 +22,10 @@ use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Directories whose changes are a build's own doing (compiler output,
+/// installed packages, bytecode caches), never a reason to build again.
+const BUILD_OUTPUT: [&str; 5] = ["target", "node_modules", "__pycache__", ".git", "build"];
 use std::time::Instant;
 
 /// Which plugins to build before a reload (with `--build`).
@@ -113,8 +117,8 @@ impl Supervisor {
     }
 
     /// The plugin directories that `changed` paths touch in a way a build
-    /// should follow: a file inside the directory, not in a `target`
-    /// directory and not the component itself.
+    /// should follow: a file inside the directory, not in a directory of
+    /// build output or installed packages, and not the component itself.
     pub fn dirs_to_build(&self, changed: &HashSet<PathBuf>) -> Rebuild {
         if !self.build {
             return Rebuild::None;
@@ -125,7 +129,8 @@ impl Supervisor {
             .filter(|(dir, m)| {
                 changed.iter().any(|p| {
                     p.strip_prefix(dir).is_ok_and(|rel| {
-                        !rel.components().any(|c| c.as_os_str() == "target") && *p != m.manifest.component
+                        !rel.components().any(|c| BUILD_OUTPUT.iter().any(|o| c.as_os_str() == *o))
+                            && *p != m.manifest.component
                     })
                 })
             })
@@ -210,7 +215,7 @@ impl Supervisor {
                     Ok(swap) => {
                         tracing::info!(
                             plugin = %manifest.name, old = %cur.hash, new = %plugin.hash,
-                            compile_ms = compile.as_millis() as u64, switch_us = swap.switch.as_micros() as u64,
+                            load_ms = compile.as_millis() as u64, origin = ?plugin.origin, switch_us = swap.switch.as_micros() as u64,
                             sessions = swap.sessions,
                             "swapped in a new version"
                         );
@@ -238,7 +243,7 @@ impl Supervisor {
                     tokio::spawn(prev.endpoint.retire());
                 }
                 let endpoint = Endpoint::start(plugin.clone(), self.config.clone()).map_err(|e| format!("{e:#}"))?;
-                tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, compile_ms = compile.as_millis() as u64, "serving");
+                tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, load_ms = compile.as_millis() as u64, origin = ?plugin.origin, "serving");
                 report.added.push(manifest.name.clone());
                 self.plugins.insert(dir, Managed { manifest, hash: plugin.hash.clone(), endpoint });
                 Ok(())
