@@ -1,8 +1,10 @@
-//! Builds the guest crates the tests load, from source, during the test
-//! build: the bundled plugins (`plugins/`, into `plugins/target`, exactly
-//! where their manifests expect them) and the test fixtures
-//! (`tests/fixtures/`, into the same target directory). The nested cargo
-//! uses a target directory of its own, so it never waits on the outer build.
+//! Builds the guest code the tests load, from source, during the test
+//! build: the bundled Rust plugins (`plugins/`, into `plugins/target`,
+//! exactly where their manifests expect them), the test fixtures
+//! (`tests/fixtures/`, into the same target directory) and the plugins in
+//! other languages (every plugin directory with a `build.sh`, the command
+//! its manifest runs: C, JavaScript, Python). The nested cargo uses a
+//! target directory of its own, so it never waits on the outer build.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +17,12 @@ fn main() {
     let target = plugins.join("target");
     build(&plugins, &target);
     build(&fixtures, &target);
+    for entry in std::fs::read_dir(&plugins).unwrap().flatten() {
+        let script = entry.path().join("build.sh");
+        if script.is_file() {
+            build_script(&entry.path());
+        }
+    }
     for dir in [&plugins, &fixtures] {
         watch_workspace(dir);
     }
@@ -25,16 +33,40 @@ fn main() {
     println!("cargo:rustc-env=WASOCK_FIXTURES_WASM={}", wasm.display());
 }
 
-/// Every member's sources and manifests, but not the target directory
-/// (watching it would rebuild on every run).
+/// What installs, builds or caches write into: watching it would rebuild on
+/// every run.
+const UNWATCHED: [&str; 3] = ["target", "node_modules", "__pycache__"];
+
+/// Every member's sources and manifests, but not build output.
 fn watch_workspace(dir: &Path) {
     println!("cargo:rerun-if-changed={}", dir.join("Cargo.toml").display());
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
-        if path.is_dir() && path.file_name().unwrap() != "target" {
-            println!("cargo:rerun-if-changed={}", path.display());
+        if path.is_dir() && !UNWATCHED.iter().any(|u| path.file_name().unwrap() == *u) {
+            for file in std::fs::read_dir(&path).unwrap().flatten() {
+                let name = file.file_name();
+                if !UNWATCHED.iter().any(|u| name == *u) {
+                    println!("cargo:rerun-if-changed={}", file.path().display());
+                }
+            }
         }
     }
+}
+
+/// Runs a plugin's `build.sh` in its directory, as `wasock serve --build`
+/// would (`sh build.sh` is its manifest's build command).
+fn build_script(dir: &Path) {
+    let mut cmd = Command::new("sh");
+    cmd.arg("build.sh").current_dir(dir);
+    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status().expect("cannot run sh");
+    assert!(
+        status.success(),
+        "building {} failed: are its toolchains installed? (`.ci/setup` installs them)",
+        dir.display()
+    );
 }
 
 fn build(workspace: &Path, target: &Path) {

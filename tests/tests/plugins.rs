@@ -3,10 +3,10 @@
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wasock_tests::{Client, TestServer};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn echo_welcomes_and_echoes() {
-    let server = TestServer::start(&["echo"]).await;
-    let mut c = server.connect("/echo").await;
+/// The seed's `writeText` example, checked the same way for each language.
+async fn echo_welcomes_and_echoes(plugin: &str, route: &str) {
+    let server = TestServer::start(&[plugin]).await;
+    let mut c = server.connect(route).await;
     assert_eq!(c.recv_text().await, "Welcome to the chat room!");
     c.send_text("hello").await;
     assert_eq!(c.recv_text().await, "You said: hello");
@@ -14,8 +14,25 @@ async fn echo_welcomes_and_echoes() {
     assert_eq!(c.recv_text().await, "You said: ");
     c.send_text("ünïcødé ✓").await;
     assert_eq!(c.recv_text().await, "You said: ünïcødé ✓");
-    assert!(wasock_tests::logs().contains("Client says: ünïcødé ✓"));
+    let big = "x".repeat(200_000);
+    c.send_text(&big).await;
+    assert_eq!(c.recv_text().await, format!("You said: {big}"));
+    let log = wasock_tests::logs();
+    assert!(
+        log.lines().any(|l| l.contains(plugin) && l.contains("Client says: ünïcødé ✓")),
+        "{plugin} did not log the message"
+    );
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_in_rust() {
+    echo_welcomes_and_echoes("echo", "/echo").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_in_c() {
+    echo_welcomes_and_echoes("echo-c", "/c/echo").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,17 +59,19 @@ async fn bye_says_goodbye_and_closes() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_counts_users_and_broadcasts_to_everyone() {
-    let server = TestServer::start(&["chat"]).await;
+/// The seed's chat server, checked the same way for each language: the
+/// count in the welcome, every message to everyone (the sender too), and
+/// the list kept right as clients leave.
+async fn chat_counts_users_and_broadcasts_to_everyone(plugin: &str, route: &str) {
+    let server = TestServer::start(&[plugin]).await;
     let mut clients = Vec::new();
     for n in 1..=5 {
-        let mut c = server.connect("/chat").await;
+        let mut c = server.connect(route).await;
         assert_eq!(c.recv_text().await, format!("Welcome! There are {n} users online."));
         clients.push(c);
     }
     for (i, sender) in (0..clients.len()).enumerate() {
-        let text = format!("message {i}");
+        let text = format!("message {i} ✓");
         clients[sender].send_text(&text).await;
         for c in &mut clients {
             assert_eq!(c.recv_text().await, text);
@@ -64,9 +83,24 @@ async fn chat_counts_users_and_broadcasts_to_everyone() {
     for c in &mut clients {
         assert_eq!(c.recv_text().await, "still here");
     }
-    let mut late = server.connect("/chat").await;
+    let mut late = server.connect(route).await;
     assert_eq!(late.recv_text().await, "Welcome! There are 4 users online.");
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_rust() {
+    chat_counts_users_and_broadcasts_to_everyone("chat", "/chat").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_javascript() {
+    chat_counts_users_and_broadcasts_to_everyone("chat-js", "/js/chat").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_python() {
+    chat_counts_users_and_broadcasts_to_everyone("chat-py", "/py/chat").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
