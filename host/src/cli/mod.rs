@@ -3,6 +3,7 @@
 
 mod build;
 mod check;
+mod new;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -29,6 +30,8 @@ pub enum Command {
     Build(build::Build),
     /// Validate each plugin's manifest and component, and list its imports.
     Check(check::Check),
+    /// Create a new plugin directory from a template (Rust, JavaScript, Python).
+    New(new::New),
 }
 
 impl Command {
@@ -38,6 +41,7 @@ impl Command {
             Command::Serve(cmd) => cmd.execute(),
             Command::Build(cmd) => cmd.execute(),
             Command::Check(cmd) => cmd.execute(),
+            Command::New(cmd) => cmd.execute(),
         }
     }
 }
