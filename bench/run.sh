@@ -4,6 +4,9 @@
 # to core 0 and the load client to core 1. Prints one JSON line per run and
 # a markdown table of medians with the wasock/native ratio.
 #
+# Then the per-language figures (component size, cold compile, cached
+# load, instantiation, per-message cost; see src/bin/languages.rs).
+#
 # Usage: bench/run.sh [ROUNDS]   (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +14,7 @@ rounds=${1:-3}
 out=$(mktemp)
 
 cargo build --release -p wasock -p wasock-bench >&2
-(cd plugins && cargo build --release --target wasm32-wasip2 >&2)
+target/release/wasock build plugins >&2
 
 pin_server="taskset -c 0"
 pin_client="taskset -c 1"
@@ -24,7 +27,7 @@ start_server() { # $1 = native|wasock; prints "PID PORT"
         $pin_server target/release/native 127.0.0.1:0 >"$log" 2>&1 &
     else
         RUST_LOG=warn,wasock::cli=info $pin_server target/release/wasock serve \
-            --listen 127.0.0.1:0 --no-watch plugins >"$log" 2>&1 &
+            --listen 127.0.0.1:0 --no-watch plugins/echo plugins/broadcast >"$log" 2>&1 &
     fi
     local pid=$!
     for _ in $(seq 100); do
@@ -48,7 +51,7 @@ for round in $(seq "$rounds"); do
     echo "round $round/$rounds" >&2
     for label in native wasock; do
         run "$label" echo --conns 100 --inflight 8 --size 64 --secs 5
-        run "$label" fanout --receivers 1000 --messages 200
+        run "$label" fanout --receivers 9999 --messages 50
         run "$label" storm --conns 10000
     done
 done
@@ -72,7 +75,7 @@ for scenario, key, name in [
     ("echo", "p50_us", "echo p50 us"),
     ("echo", "p99_us", "echo p99 us"),
     ("echo", "max_us", "echo max us"),
-    ("fanout", "deliveries_per_sec", "fan-out deliveries/s (1000 receivers)"),
+    ("fanout", "deliveries_per_sec", "fan-out deliveries/s (10000 sessions: 9999 receivers + the sender)"),
     ("fanout", "p99_us", "fan-out time to last receiver p99 us"),
     ("storm", "ok", "storm: connections ok of 10000"),
     ("storm", "secs", "storm seconds"),
@@ -81,3 +84,7 @@ for scenario, key, name in [
     n, w = med(scenario, "native", key), med(scenario, "wasock", key)
     print(f"| {scenario} | {name} | {n:.1f} | {w:.1f} | {w / n if n else float('nan'):.2f} |")
 EOF
+
+echo
+echo "per language (server and client unpinned):"
+target/release/languages 3

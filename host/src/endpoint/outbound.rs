@@ -13,13 +13,17 @@
 //! replies those could cause. A client that sends faster than it reads is
 //! slowed down by TCP instead of losing replies.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use tokio::sync::{Semaphore, mpsc};
+use futures_util::task::AtomicWaker;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
 
 /// Most client messages of one session waiting for the plugin at once.
 pub const WINDOW: usize = 64;
-use tokio_tungstenite::tungstenite::Message;
 
 /// Why a message was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,9 +34,18 @@ pub enum QueueError {
     Full,
 }
 
-/// Counters shared by both ends.
+/// What both ends share.
 #[derive(Debug)]
-struct Pending {
+struct Shared {
+    queue: Mutex<VecDeque<Message>>,
+    /// The connection task, waiting for messages.
+    waker: AtomicWaker,
+    /// Live [`OutboundTx`] handles; at zero the queue ends.
+    senders: AtomicUsize,
+    /// The connection task is gone.
+    closed: AtomicBool,
+    /// A wake-up is deferred on the pushing thread (see [`defer_wakes`]).
+    wake_deferred: AtomicBool,
     messages: AtomicUsize,
     bytes: AtomicUsize,
     max_messages: usize,
@@ -43,26 +56,47 @@ struct Pending {
     window: usize,
 }
 
-/// The endpoint's end of the queue.
-#[derive(Debug, Clone)]
-pub struct OutboundTx {
-    tx: mpsc::UnboundedSender<Message>,
-    pending: Arc<Pending>,
+thread_local! {
+    static DEFER: Cell<bool> = const { Cell::new(false) };
+    static DEFERRED: RefCell<Vec<Arc<Shared>>> = const { RefCell::new(Vec::new()) };
 }
+
+/// From now on, pushes made on this thread wake their connection tasks only
+/// at the next [`wake_deferred`]. The endpoint thread does this: replies to
+/// a batch of events then wake each connection once, together, instead of
+/// one cross-thread wake-up per message.
+pub fn defer_wakes() {
+    DEFER.with(|d| d.set(true));
+}
+
+/// Wakes every connection task a deferred push is waiting on.
+pub fn wake_deferred() {
+    DEFERRED.with(|d| {
+        for shared in d.borrow_mut().drain(..) {
+            shared.wake_deferred.store(false, Ordering::Release);
+            shared.waker.wake();
+        }
+    });
+}
+
+/// The endpoint's end of the queue.
+#[derive(Debug)]
+pub struct OutboundTx(Arc<Shared>);
 
 /// The connection task's end of the queue.
 #[derive(Debug)]
-pub struct OutboundRx {
-    rx: mpsc::UnboundedReceiver<Message>,
-    pending: Arc<Pending>,
-}
+pub struct OutboundRx(Arc<Shared>);
 
 /// A queue bounded to `max_messages` messages and `max_bytes` payload bytes
 /// (one message is always accepted into an empty queue, whatever its size).
 pub fn channel(max_messages: usize, max_bytes: usize) -> (OutboundTx, OutboundRx) {
-    let (tx, rx) = mpsc::unbounded_channel();
     let window = WINDOW.min(max_messages / 2).max(1);
-    let pending = Arc::new(Pending {
+    let shared = Arc::new(Shared {
+        queue: Mutex::new(VecDeque::new()),
+        waker: AtomicWaker::new(),
+        senders: AtomicUsize::new(1),
+        closed: AtomicBool::new(false),
+        wake_deferred: AtomicBool::new(false),
         messages: AtomicUsize::new(0),
         bytes: AtomicUsize::new(0),
         max_messages,
@@ -70,33 +104,42 @@ pub fn channel(max_messages: usize, max_bytes: usize) -> (OutboundTx, OutboundRx
         credits: Semaphore::new(window),
         window,
     });
-    (
-        OutboundTx {
-            tx,
-            pending: pending.clone(),
-        },
-        OutboundRx { rx, pending },
-    )
+    (OutboundTx(shared.clone()), OutboundRx(shared))
+}
+
+impl Clone for OutboundTx {
+    fn clone(&self) -> Self {
+        self.0.senders.fetch_add(1, Ordering::Relaxed);
+        Self(self.0.clone())
+    }
+}
+
+impl Drop for OutboundTx {
+    fn drop(&mut self) {
+        if self.0.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.waker.wake();
+        }
+    }
 }
 
 impl OutboundTx {
     /// Queues a data message if the bounds allow it.
     pub fn try_send(&self, msg: Message) -> Result<(), QueueError> {
-        let p = &*self.pending;
+        let p = &*self.0;
         let len = msg.len();
         let queued = p.messages.load(Ordering::Relaxed);
         if queued > 0
             && (queued >= p.max_messages || p.bytes.load(Ordering::Relaxed) + len > p.max_bytes)
         {
             // A gone connection also stops draining; report the real cause.
-            return Err(if self.tx.is_closed() { QueueError::Closed } else { QueueError::Full });
+            return Err(if p.closed.load(Ordering::Acquire) { QueueError::Closed } else { QueueError::Full });
         }
         self.push(msg, len)
     }
 
     /// The endpoint has handled one client message: its credit returns.
     pub fn event_done(&self) {
-        self.pending.credits.add_permits(1);
+        self.0.credits.add_permits(1);
     }
 
     /// Queues a control message (close), ignoring the bounds.
@@ -106,44 +149,80 @@ impl OutboundTx {
     }
 
     fn push(&self, msg: Message, len: usize) -> Result<(), QueueError> {
-        self.pending.messages.fetch_add(1, Ordering::Relaxed);
-        self.pending.bytes.fetch_add(len, Ordering::Relaxed);
-        self.tx.send(msg).map_err(|_| {
-            self.pending.messages.fetch_sub(1, Ordering::Relaxed);
-            self.pending.bytes.fetch_sub(len, Ordering::Relaxed);
-            QueueError::Closed
-        })
+        let p = &self.0;
+        // Counted before the message is visible, so that the receiver's
+        // decrement can never come first.
+        p.messages.fetch_add(1, Ordering::Relaxed);
+        p.bytes.fetch_add(len, Ordering::Relaxed);
+        {
+            let mut queue = p.queue.lock().unwrap_or_else(|e| e.into_inner());
+            // Checked under the lock: the receiver empties the queue under
+            // it when it goes, so nothing is left behind in a dead queue.
+            if p.closed.load(Ordering::Acquire) {
+                drop(queue);
+                p.messages.fetch_sub(1, Ordering::Relaxed);
+                p.bytes.fetch_sub(len, Ordering::Relaxed);
+                return Err(QueueError::Closed);
+            }
+            queue.push_back(msg);
+        }
+        if DEFER.with(Cell::get) {
+            if !p.wake_deferred.swap(true, Ordering::AcqRel) {
+                DEFERRED.with(|d| d.borrow_mut().push(p.clone()));
+            }
+        } else {
+            p.waker.wake();
+        }
+        Ok(())
     }
 }
 
 impl OutboundRx {
     /// The next queued message; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<Message> {
-        let msg = self.rx.recv().await?;
-        Some(self.taken(msg))
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        if let Some(msg) = self.try_recv() {
+            return Poll::Ready(Some(msg));
+        }
+        self.0.waker.register(cx.waker());
+        if let Some(msg) = self.try_recv() {
+            return Poll::Ready(Some(msg));
+        }
+        if self.0.senders.load(Ordering::Acquire) == 0 {
+            // The last sender may have pushed just before it went.
+            return Poll::Ready(self.try_recv());
+        }
+        Poll::Pending
     }
 
     /// The next queued message if one is ready now.
     pub fn try_recv(&mut self) -> Option<Message> {
-        let msg = self.rx.try_recv().ok()?;
-        Some(self.taken(msg))
+        let msg = self.0.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
+        self.0.messages.fetch_sub(1, Ordering::Relaxed);
+        self.0.bytes.fetch_sub(msg.len(), Ordering::Relaxed);
+        Some(msg)
     }
 
     /// The read gate of this queue (see the module docs).
     pub fn gate(&self) -> Gate {
-        Gate(self.pending.clone())
+        Gate(self.0.clone())
     }
+}
 
-    fn taken(&self, msg: Message) -> Message {
-        self.pending.messages.fetch_sub(1, Ordering::Relaxed);
-        self.pending.bytes.fetch_sub(msg.len(), Ordering::Relaxed);
-        msg
+impl Drop for OutboundRx {
+    fn drop(&mut self) {
+        let mut queue = self.0.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.0.closed.store(true, Ordering::Release);
+        queue.clear();
     }
 }
 
 /// Decides when a connection may read its client's next message.
 #[derive(Debug, Clone)]
-pub struct Gate(Arc<Pending>);
+pub struct Gate(Arc<Shared>);
 
 impl Gate {
     /// Waits for a credit to read one client message, and takes it.
@@ -151,6 +230,11 @@ impl Gate {
         if let Ok(permit) = self.0.credits.acquire().await {
             permit.forget();
         }
+    }
+
+    /// Takes a credit if one is free now.
+    pub fn try_take_credit(&self) -> bool {
+        self.0.credits.try_acquire().map(|permit| permit.forget()).is_ok()
     }
 
     /// Whether the queue is too full to read more client messages: it has

@@ -85,12 +85,32 @@ impl Session {
         );
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let gate = rx.gate();
+        // Built once, not per message: the loop turns over two or three
+        // times for every message, so what it builds each turn counts.
+        let shutdown = shared.shutdown.cancelled();
+        tokio::pin!(shutdown);
+        let timer = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(timer);
+        let mut timer_for = None;
         loop {
             let closing = self.closing_deadline.is_some();
-            let deadline = self.closing_deadline.unwrap_or_else(Instant::now);
+            if !self.credit && !closing {
+                self.credit = gate.try_take_credit();
+            }
+            // One timer serves the idle timeout and the closing deadline.
+            let due = match self.closing_deadline {
+                Some(deadline) => Some(deadline),
+                None => config.idle_timeout.map(|idle| self.last_message + idle),
+            };
+            if due != timer_for {
+                timer_for = due;
+                if let Some(due) = due {
+                    timer.as_mut().reset(due);
+                }
+            }
             let flow = tokio::select! {
                 biased;
-                _ = shared.shutdown.cancelled(), if !closing => {
+                _ = &mut shutdown, if !closing => {
                     self.start_close(close_frame(Some(1001), "server shutting down"), config.close_timeout).await
                 }
                 msg = rx.recv() => match msg {
@@ -107,14 +127,16 @@ impl Session {
                     self.on_incoming(incoming, config.close_timeout).await
                 }
                 _ = ping.tick() => self.heartbeat(config.pong_timeout).await,
-                _ = tokio::time::sleep_until(self.last_message + config.idle_timeout.unwrap_or_default()),
-                    if config.idle_timeout.is_some() && !closing => {
-                    tracing::debug!(session = self.id, "idle timeout");
-                    self.start_close(close_frame(Some(1001), "idle timeout"), config.close_timeout).await
-                }
-                _ = tokio::time::sleep_until(deadline), if closing => {
-                    tracing::debug!(session = self.id, "client did not finish the closing handshake");
-                    Flow::End
+                _ = &mut timer, if timer_for.is_some() => {
+                    if closing {
+                        tracing::debug!(session = self.id, "client did not finish the closing handshake");
+                        Flow::End
+                    } else if self.last_message + config.idle_timeout.unwrap_or_default() <= Instant::now() {
+                        tracing::debug!(session = self.id, "idle timeout");
+                        self.start_close(close_frame(Some(1001), "idle timeout"), config.close_timeout).await
+                    } else {
+                        Flow::Continue
+                    }
                 }
             };
             if let Flow::End = flow {
