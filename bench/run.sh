@@ -14,7 +14,7 @@ rounds=${1:-3}
 out=$(mktemp)
 
 cargo build --release -p wasock -p wasock-bench >&2
-target/release/wasock build plugins >&2
+target/release/wasock build plugins bench/plugins >&2
 
 pin_server="taskset -c 0"
 pin_client="taskset -c 1"
@@ -27,7 +27,7 @@ start_server() { # $1 = native|wasock; prints "PID PORT"
         $pin_server target/release/native 127.0.0.1:0 >"$log" 2>&1 &
     else
         RUST_LOG=warn,wasock::cli=info $pin_server target/release/wasock serve \
-            --listen 127.0.0.1:0 --no-watch plugins/echo plugins/broadcast >"$log" 2>&1 &
+            --listen 127.0.0.1:0 --no-watch bench/plugins/echo plugins/broadcast >"$log" 2>&1 &
     fi
     local pid=$!
     for _ in $(seq 100); do
