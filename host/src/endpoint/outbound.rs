@@ -152,7 +152,7 @@ impl OutboundTx {
         let p = &self.0;
         // Counted before the message is visible, so that the receiver's
         // decrement can never come first.
-        p.messages.fetch_add(1, Ordering::Relaxed);
+        p.messages.fetch_add(1, Ordering::Release);
         p.bytes.fetch_add(len, Ordering::Relaxed);
         {
             let mut queue = p.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -200,6 +200,10 @@ impl OutboundRx {
 
     /// The next queued message if one is ready now.
     pub fn try_recv(&mut self) -> Option<Message> {
+        // Counted before a push is visible: zero means empty, without the lock.
+        if self.0.messages.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         let msg = self.0.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
         self.0.messages.fetch_sub(1, Ordering::Relaxed);
         self.0.bytes.fetch_sub(msg.len(), Ordering::Relaxed);
