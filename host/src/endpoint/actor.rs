@@ -25,6 +25,9 @@ const SPIN_YIELDS: u32 = 32;
 /// Most events handled before the connections they answered are woken.
 const WAKE_BATCH: u32 = 64;
 
+/// Longest a reply waits for its connection to be woken under load.
+const WAKE_AFTER: Duration = Duration::from_millis(1);
+
 /// How long an endpoint whose instance could not be made waits to retry.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -48,6 +51,8 @@ pub(super) struct Actor {
     retiring: bool,
     /// Events handled since connection tasks were last woken.
     since_wake: u32,
+    /// When connection tasks were last woken.
+    woken_at: Instant,
 }
 
 impl Actor {
@@ -70,6 +75,7 @@ impl Actor {
             traps: VecDeque::new(),
             retiring: false,
             since_wake: 0,
+            woken_at: Instant::now(),
         })
     }
 
@@ -102,12 +108,13 @@ impl Actor {
     /// having to wake it, so the thread takes them as one batch instead of
     /// a wake-up and two context switches per message.
     ///
-    /// Replies wake their connection tasks when the queue runs dry (or every
-    /// [`WAKE_BATCH`] events under constant load), once per connection.
+    /// Replies wake their connection tasks when the queue runs dry, or under
+    /// constant load every [`WAKE_BATCH`] events or [`WAKE_AFTER`] (a slow
+    /// plugin's replies do not wait for a whole batch), once per connection.
     fn next_event(&mut self) -> Option<Event> {
         use tokio::sync::mpsc::error::TryRecvError;
         self.since_wake += 1;
-        if self.since_wake < WAKE_BATCH {
+        if self.since_wake < WAKE_BATCH && self.woken_at.elapsed() < WAKE_AFTER {
             match self.rx.try_recv() {
                 Ok(event) => return Some(event),
                 Err(TryRecvError::Disconnected) => return None,
@@ -115,6 +122,7 @@ impl Actor {
             }
         }
         self.since_wake = 0;
+        self.woken_at = Instant::now();
         super::outbound::wake_deferred();
         for _ in 0..SPIN_YIELDS {
             match self.rx.try_recv() {
