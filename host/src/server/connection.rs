@@ -108,8 +108,10 @@ impl Session {
                     timer.as_mut().reset(due);
                 }
             }
+            // Not `biased`: the branches are tried from a random start, so
+            // a queue that never empties (a constant broadcast) cannot
+            // starve reading the client, its pongs or the heartbeat.
             let flow = tokio::select! {
-                biased;
                 _ = &mut shutdown, if !closing => {
                     self.start_close(close_frame(Some(1001), "server shutting down"), config.close_timeout).await
                 }
