@@ -20,3 +20,13 @@ export const handler = {
     if (index !== -1) sessions.splice(index, 1);
   },
 };
+
+// After a restart or an upgrade, the host hands back everyone still here.
+export const lifecycle = {
+  restore(list, state) {
+    sessions.splice(0, sessions.length, ...list);
+  },
+  snapshot() {
+    return new Uint8Array();
+  },
+};

@@ -23,3 +23,12 @@ class Handler(exports.Handler):
     def on_disconnected(self, session):
         # A borrowed handle is a new object: compare ids, not objects.
         sessions[:] = [s for s in sessions if s.id() != session.id()]
+
+
+# After a restart or an upgrade, the host hands back everyone still here.
+class Lifecycle(exports.Lifecycle):
+    def restore(self, restored, state):
+        sessions[:] = restored
+
+    def snapshot(self):
+        return b""

@@ -11,7 +11,7 @@
 
 mod swap;
 
-pub use swap::{SwapServer, rehash, replace_file, swap_plugin_dir, wasm_bytes};
+pub use swap::{SwapServer, bundled_wasm, rehash, replace_file, swap_plugin_dir, wasm_bytes};
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};

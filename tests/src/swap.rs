@@ -109,3 +109,10 @@ pub fn wasm_bytes(name: &str) -> Vec<u8> {
     std::fs::read(fixture_wasm(name)).unwrap()
 }
 
+/// The component of bundled plugin `name`, wherever its manifest puts it.
+pub fn bundled_wasm(name: &str) -> Vec<u8> {
+    let (manifests, errors) = wasock::plugins::discover(&[crate::plugins_dir().join(name)]);
+    assert!(errors.is_empty(), "{errors:?}");
+    std::fs::read(&manifests[0].component).unwrap()
+}
+

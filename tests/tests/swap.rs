@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use wasock_tests::{Client, SwapServer, WAIT, logs, rehash, replace_file, swap_plugin_dir, tempdir, wasm_bytes};
+use wasock_tests::{Client, SwapServer, WAIT, bundled_wasm, logs, rehash, replace_file, swap_plugin_dir, tempdir, wasm_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_swaps_under_continuous_traffic_without_losing_a_message() {
@@ -85,10 +85,12 @@ async fn echo_swaps_under_continuous_traffic_without_losing_a_message() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chat_keeps_its_user_list_and_broadcast_its_audience_across_a_swap() {
+/// The chat (in `plugin`'s language) keeps its user list across a swap, and
+/// the host's broadcast its audience.
+async fn chat_keeps_its_user_list_and_broadcast_its_audience_across_a_swap(plugin: &str) {
     let dir = tempdir();
-    let chat = swap_plugin_dir(&dir, "chat", "/chat", &wasm_bytes("chat"), "");
+    let chat_wasm = bundled_wasm(plugin);
+    let chat = swap_plugin_dir(&dir, "chat", "/chat", &chat_wasm, "");
     let broadcast = swap_plugin_dir(&dir, "broadcast", "/broadcast", &wasm_bytes("broadcast"), "");
     let server = SwapServer::start(&dir, false).await;
     let mut users = Vec::new();
@@ -101,7 +103,7 @@ async fn chat_keeps_its_user_list_and_broadcast_its_audience_across_a_swap() {
         assert_eq!(b.recv_text().await, "Connection established!");
         listeners.push(b);
     }
-    replace_file(&chat.join("plugin.wasm"), &rehash(&wasm_bytes("chat"), "v2"));
+    replace_file(&chat.join("plugin.wasm"), &rehash(&chat_wasm, "v2"));
     replace_file(&broadcast.join("plugin.wasm"), &rehash(&wasm_bytes("broadcast"), "v2"));
     let report = server.reload().await;
     assert_eq!(report.swapped.len(), 2, "{report:?}");
@@ -117,6 +119,21 @@ async fn chat_keeps_its_user_list_and_broadcast_its_audience_across_a_swap() {
         assert_eq!(b.recv_text().await, "Broadcast: still everyone");
     }
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_rust_keeps_its_users_across_a_swap() {
+    chat_keeps_its_user_list_and_broadcast_its_audience_across_a_swap("chat").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_javascript_keeps_its_users_across_a_swap() {
+    chat_keeps_its_user_list_and_broadcast_its_audience_across_a_swap("chat-js").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_in_python_keeps_its_users_across_a_swap() {
+    chat_keeps_its_user_list_and_broadcast_its_audience_across_a_swap("chat-py").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
