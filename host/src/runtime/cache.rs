@@ -13,7 +13,8 @@
 //! servers (or tests) compile a component once. The least recently used
 //! entries are removed when the cache grows past its size cap.
 
-use sha2::{Digest, Sha256};
+use super::Digest;
+use sha2::{Digest as _, Sha256};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -65,8 +66,9 @@ impl CompileCache {
 
     /// The component for `bytes`, from the cache if a matching entry is
     /// there, else compiled and stored. Cache trouble is logged, never fatal.
-    pub fn component(&self, engine: &Engine, bytes: &[u8]) -> wasmtime::Result<(Component, Origin)> {
-        let entry = self.dir.join(format!("{}.cwasm", key(engine, bytes)));
+    /// `digest` is the SHA-256 of `bytes`.
+    pub fn component(&self, engine: &Engine, bytes: &[u8], digest: &Digest) -> wasmtime::Result<(Component, Origin)> {
+        let entry = self.dir.join(format!("{}.cwasm", key(engine, digest)));
         if let Some(component) = self.lookup(engine, &entry) {
             return Ok((component, Origin::Cached));
         }
@@ -169,12 +171,10 @@ impl CompileCache {
 }
 
 /// The entry name: component digest and engine compatibility hash.
-fn key(engine: &Engine, bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
+fn key(engine: &Engine, digest: &Digest) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-{:016x}", hasher.finish())
+    format!("{}-{:016x}", digest.hex(16), hasher.finish())
 }
 
 fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {

@@ -18,7 +18,7 @@ mod waits;
 pub use bindings::StatefulPlugin as PluginBindings;
 pub use cache::{CompileCache, Origin};
 pub use host::HostState;
-pub use plugin::{CompiledPlugin, Exports, LoadError};
+pub use plugin::{CompiledPlugin, Digest, Exports, LoadError};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -84,9 +84,9 @@ impl Runtime {
     }
 
     /// Compiles component `bytes`, or loads them from the compile cache.
-    pub fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(Component, Origin)> {
+    pub fn compile(&self, bytes: &[u8], digest: &Digest) -> wasmtime::Result<(Component, Origin)> {
         match &self.cache {
-            Some(cache) => cache.component(&self.engine, bytes),
+            Some(cache) => cache.component(&self.engine, bytes, digest),
             None => Ok((Component::new(&self.engine, bytes)?, Origin::Compiled)),
         }
     }

@@ -113,15 +113,21 @@ impl CompiledPlugin {
             path: manifest.component.clone(),
             source,
         })?;
-        Self::from_bytes(runtime, manifest, &bytes)
+        Self::from_bytes(runtime, manifest, &bytes, &Digest::of(&bytes))
     }
 
-    /// Like [`load`](Self::load), for component bytes already read (so the
-    /// version hashed is exactly the version compiled).
-    pub fn from_bytes(runtime: &Runtime, manifest: &Manifest, bytes: &[u8]) -> Result<Self, LoadError> {
+    /// Like [`load`](Self::load), for component bytes already read and
+    /// hashed (so the version hashed is exactly the version compiled, and
+    /// the bytes are hashed once).
+    pub fn from_bytes(
+        runtime: &Runtime,
+        manifest: &Manifest,
+        bytes: &[u8],
+        digest: &Digest,
+    ) -> Result<Self, LoadError> {
         let path = &manifest.component;
         let plugin = manifest.name.clone();
-        let (component, origin) = runtime.compile(bytes).map_err(|e| LoadError::Compile {
+        let (component, origin) = runtime.compile(bytes, digest).map_err(|e| LoadError::Compile {
             plugin: plugin.clone(),
             path: path.clone(),
             message: format!("{e:#}"),
@@ -141,7 +147,7 @@ impl CompiledPlugin {
         let handler = handler::GuestIndices::new(&pre).map_err(world_error)?;
         let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
         let compiled = Self {
-            hash: content_hash(bytes),
+            hash: digest.short(),
             origin,
             name: manifest.name.as_str().into(),
             route: manifest.route.clone(),
@@ -224,9 +230,25 @@ impl CompiledPlugin {
     }
 }
 
-/// The first 12 hex digits of the SHA-256 of `bytes`.
-pub fn content_hash(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(bytes);
-    digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+/// The SHA-256 of a component's bytes: its short form names a version in
+/// the log, the whole keys the compile cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Digest(pub [u8; 32]);
+
+impl Digest {
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Self {
+        use sha2::Digest as _;
+        Self(sha2::Sha256::digest(bytes).into())
+    }
+
+    /// The first `n` bytes in hex.
+    pub fn hex(&self, n: usize) -> String {
+        self.0[..n].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The first 12 hex digits: a version's name.
+    pub fn short(&self) -> String {
+        self.hex(6)
+    }
 }

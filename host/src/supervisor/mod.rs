@@ -16,7 +16,7 @@ use crate::config::ServerConfig;
 use crate::endpoint::Endpoint;
 use crate::manifest::Manifest;
 use crate::plugins;
-use crate::runtime::{CompiledPlugin, Runtime, plugin::content_hash};
+use crate::runtime::{CompiledPlugin, Digest, Runtime};
 use crate::server::Routes;
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashSet};
@@ -185,7 +185,8 @@ impl Supervisor {
         let bytes = blocking(move || std::fs::read(&component)).await.map_err(|e| {
             format!("plugin `{}`: cannot read component {}: {e}{keeping}", manifest.name, manifest.component.display())
         })?;
-        let hash = content_hash(&bytes);
+        let digest = Digest::of(&bytes);
+        let hash = digest.short();
         if let Some(cur) = self.plugins.get(&dir)
             && cur.manifest == manifest
             && cur.hash == hash
@@ -204,7 +205,7 @@ impl Supervisor {
         }
         let started = Instant::now();
         let (runtime, m) = (self.runtime.clone(), manifest.clone());
-        let plugin = blocking(move || CompiledPlugin::from_bytes(&runtime, &m, &bytes))
+        let plugin = blocking(move || CompiledPlugin::from_bytes(&runtime, &m, &bytes, &digest))
             .await
             .map_err(|e| format!("{e}{keeping}"))?;
         let compile = started.elapsed();
