@@ -58,9 +58,7 @@ fn watch_workspace(dir: &Path) {
 fn build_script(dir: &Path) {
     let mut cmd = Command::new("sh");
     cmd.arg("build.sh").current_dir(dir);
-    for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS"] {
-        cmd.env_remove(var);
-    }
+    without_outer_build_env(&mut cmd);
     let status = cmd.status().expect("cannot run sh");
     assert!(
         status.success(),
@@ -76,6 +74,18 @@ fn build(workspace: &Path, target: &Path) {
         .arg("--target-dir")
         .arg(target)
         .current_dir(workspace);
+    without_outer_build_env(&mut cmd);
+    let status = cmd.status().expect("cannot run cargo to build the guest crates");
+    assert!(
+        status.success(),
+        "building {} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)",
+        workspace.display()
+    );
+}
+
+/// Keeps the outer build's settings (target, flags, target directory) away
+/// from a nested build: guest builds have their own.
+fn without_outer_build_env(cmd: &mut Command) {
     for var in [
         "CARGO_TARGET_DIR",
         "CARGO_BUILD_TARGET",
@@ -86,10 +96,4 @@ fn build(workspace: &Path, target: &Path) {
     ] {
         cmd.env_remove(var);
     }
-    let status = cmd.status().expect("cannot run cargo to build the guest crates");
-    assert!(
-        status.success(),
-        "building {} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)",
-        workspace.display()
-    );
 }
