@@ -76,13 +76,17 @@ async fn main() -> anyhow::Result<()> {
     match args.scenario {
         Scenario::Echo { conns, inflight, size, secs } => {
             let url = format!("{}/echo", args.url);
-            let deadline = Instant::now() + Duration::from_secs(secs);
-            let mut tasks = Vec::new();
+            // Connect everyone first: the clock starts when all send.
+            let mut conns_ready = Vec::with_capacity(conns);
             for _ in 0..conns {
-                let ws = connect(&url).await?;
-                tasks.push(tokio::spawn(echo_conn(ws, inflight, size, deadline)));
+                conns_ready.push(connect(&url).await?);
             }
             let started = Instant::now();
+            let deadline = started + Duration::from_secs(secs);
+            let tasks: Vec<_> = conns_ready
+                .into_iter()
+                .map(|ws| tokio::spawn(echo_conn(ws, inflight, size, deadline)))
+                .collect();
             let mut all = Latencies::default();
             let mut count = 0;
             for t in tasks {
