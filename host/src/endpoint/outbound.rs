@@ -12,6 +12,10 @@
 //! it has handled one), and only while its outbound queue has room for the
 //! replies those could cause. A client that sends faster than it reads is
 //! slowed down by TCP instead of losing replies.
+//!
+//! One waker serves it all: the connection task waits on [`OutboundRx::poll_next`],
+//! which a queued message, a returned credit or the last sender going away
+//! (and [`Gate::wake`], for server shutdown) wakes.
 
 use futures_util::task::AtomicWaker;
 use std::cell::{Cell, RefCell};
@@ -19,7 +23,6 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Most client messages of one session waiting for the plugin at once.
@@ -50,8 +53,8 @@ struct Shared {
     bytes: AtomicUsize,
     max_messages: usize,
     max_bytes: usize,
-    /// Credits for reading client messages; see the module docs.
-    credits: Semaphore,
+    /// Free credits for reading client messages; see the module docs.
+    credits: AtomicUsize,
     /// Credits in all: the reply room reading keeps free.
     window: usize,
 }
@@ -101,7 +104,7 @@ pub fn channel(max_messages: usize, max_bytes: usize) -> (OutboundTx, OutboundRx
         bytes: AtomicUsize::new(0),
         max_messages,
         max_bytes,
-        credits: Semaphore::new(window),
+        credits: AtomicUsize::new(window),
         window,
     });
     (OutboundTx(shared.clone()), OutboundRx(shared))
@@ -139,7 +142,10 @@ impl OutboundTx {
 
     /// The endpoint has handled one client message: its credit returns.
     pub fn event_done(&self) {
-        self.0.credits.add_permits(1);
+        // At zero the connection may be waiting for this one.
+        if self.0.credits.fetch_add(1, Ordering::AcqRel) == 0 {
+            self.0.wake();
+        }
     }
 
     /// Queues a control message (close), ignoring the bounds.
@@ -166,34 +172,63 @@ impl OutboundTx {
             }
             queue.push_back(msg);
         }
-        if DEFER.with(Cell::get) {
-            if !p.wake_deferred.swap(true, Ordering::AcqRel) {
-                DEFERRED.with(|d| d.borrow_mut().push(p.clone()));
-            }
-        } else {
-            p.waker.wake();
-        }
+        p.wake();
         Ok(())
     }
+}
+
+impl Shared {
+    /// Wakes the connection task, now or at this thread's next
+    /// [`wake_deferred`].
+    fn wake(self: &Arc<Self>) {
+        if DEFER.with(Cell::get) {
+            if !self.wake_deferred.swap(true, Ordering::AcqRel) {
+                DEFERRED.with(|d| d.borrow_mut().push(self.clone()));
+            }
+        } else {
+            self.waker.wake();
+        }
+    }
+}
+
+/// What woke a connection task waiting on its queue.
+#[derive(Debug, PartialEq)]
+pub enum Signal {
+    /// A message to write.
+    Message(Message),
+    /// A read credit is free (only reported when asked for).
+    Credit,
+    /// Every sender is gone and the queue is empty.
+    Ended,
 }
 
 impl OutboundRx {
     /// The next queued message; `None` once every sender is gone.
     pub async fn recv(&mut self) -> Option<Message> {
-        std::future::poll_fn(|cx| self.poll_recv(cx)).await
+        match std::future::poll_fn(|cx| self.poll_next(cx, false)).await {
+            Signal::Message(msg) => Some(msg),
+            _ => None,
+        }
     }
 
-    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Message>> {
-        if let Some(msg) = self.try_recv() {
-            return Poll::Ready(Some(msg));
+    /// Waits for a message, or with `want_credit` also for a free read
+    /// credit. Registers the task's waker, which also serves [`Gate::wake`].
+    pub fn poll_next(&mut self, cx: &mut Context<'_>, want_credit: bool) -> Poll<Signal> {
+        let ready = |rx: &mut Self| match rx.try_recv() {
+            Some(msg) => Some(Signal::Message(msg)),
+            None if want_credit && rx.0.credits.load(Ordering::Acquire) > 0 => Some(Signal::Credit),
+            None => None,
+        };
+        if let Some(signal) = ready(self) {
+            return Poll::Ready(signal);
         }
         self.0.waker.register(cx.waker());
-        if let Some(msg) = self.try_recv() {
-            return Poll::Ready(Some(msg));
+        if let Some(signal) = ready(self) {
+            return Poll::Ready(signal);
         }
         if self.0.senders.load(Ordering::Acquire) == 0 {
             // The last sender may have pushed just before it went.
-            return Poll::Ready(self.try_recv());
+            return Poll::Ready(self.try_recv().map_or(Signal::Ended, Signal::Message));
         }
         Poll::Pending
     }
@@ -229,16 +264,18 @@ impl Drop for OutboundRx {
 pub struct Gate(Arc<Shared>);
 
 impl Gate {
-    /// Waits for a credit to read one client message, and takes it.
-    pub async fn take_credit(&self) {
-        if let Ok(permit) = self.0.credits.acquire().await {
-            permit.forget();
-        }
+    /// Takes a credit if one is free now; [`OutboundRx::poll_next`] with
+    /// `want_credit` waits for one.
+    pub fn try_take_credit(&self) -> bool {
+        self.0
+            .credits
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
     }
 
-    /// Takes a credit if one is free now.
-    pub fn try_take_credit(&self) -> bool {
-        self.0.credits.try_acquire().map(|permit| permit.forget()).is_ok()
+    /// Wakes the connection task from outside (the server shutting down).
+    pub fn wake(&self) {
+        self.0.waker.wake();
     }
 
     /// Whether the queue is too full to read more client messages: it has
@@ -274,16 +311,24 @@ mod tests {
 
     #[tokio::test]
     async fn credits_and_congestion_gate_reading() {
-        let (tx, rx) = channel(8, 1 << 20);
+        let (tx, mut rx) = channel(8, 1 << 20);
         let gate = rx.gate();
         // Window is min(64, 8 / 2) = 4 credits.
         for _ in 0..4 {
-            gate.take_credit().await;
+            assert!(gate.try_take_credit());
         }
-        let fifth = tokio::time::timeout(std::time::Duration::from_millis(20), gate.take_credit());
-        assert!(fifth.await.is_err(), "a fifth credit before any was returned");
-        tx.event_done();
-        gate.take_credit().await;
+        assert!(!gate.try_take_credit(), "a fifth credit before any was returned");
+        let waiting = std::future::poll_fn(|cx| rx.poll_next(cx, true));
+        let fifth = tokio::time::timeout(std::time::Duration::from_millis(20), waiting);
+        assert!(fifth.await.is_err(), "woken for a credit before any was returned");
+        let returned = tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            tx.event_done();
+            tx
+        });
+        assert_eq!(std::future::poll_fn(|cx| rx.poll_next(cx, true)).await, Signal::Credit);
+        let tx = returned.await.unwrap();
+        assert!(gate.try_take_credit());
         assert!(!gate.congested());
         for _ in 0..5 {
             tx.try_send(Message::text("r")).unwrap();

@@ -5,29 +5,43 @@
 //! Whatever ends the session (the client's close, a dropped socket, a
 //! protocol error, a missed heartbeat, the plugin's `close`, shutdown), the
 //! task sends exactly one `Disconnected` event as it finishes.
+//!
+//! The loop turns over two or three times for every message, so each turn
+//! waits on three things only: the outbound queue (which also signals a
+//! returned read credit and server shutdown), the socket (only when a read
+//! may find data, see [`super::io`]), and one timer for the heartbeat, the
+//! idle timeout and the closing deadline.
 
 use super::Shared;
-use crate::endpoint::outbound::{self, OutboundRx};
+use super::io::{ReadHint, Readable};
+use crate::endpoint::outbound::{self, OutboundRx, Signal};
 use crate::endpoint::{EndpointHandle, Event, SessionId, close_frame};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
-type Ws = WebSocketStream<TokioIo<Upgraded>>;
+pub(super) type Ws = WebSocketStream<ReadHint<TokioIo<Upgraded>>>;
 
 /// Most queued messages written before one flush.
 const MAX_BATCH: usize = 256;
 
 /// Runs the session to its end.
+/// Whether the server is stopping (and this session not yet closing).
+fn stopping(shared: &Shared, closing: bool) -> Poll<()> {
+    if !closing && shared.live.stopping() { Poll::Ready(()) } else { Poll::Pending }
+}
+
 pub(super) async fn run(
     ws: Ws,
+    readable: Readable,
     endpoint: EndpointHandle,
     id: SessionId,
     path: String,
@@ -37,12 +51,15 @@ pub(super) async fn run(
     let limits = endpoint.limits();
     let (out, rx) = outbound::channel(limits.queue_messages, limits.queue_bytes);
     let connected = Event::Connected { id, path, query, out };
+    let now = Instant::now();
     let mut session = Session {
         ws,
+        readable,
         endpoint,
         id,
-        last_seen: Instant::now(),
-        last_message: Instant::now(),
+        last_seen: now,
+        last_message: now,
+        next_ping: now + shared.config.ping_interval,
         closing_deadline: None,
         credit: false,
     };
@@ -51,19 +68,25 @@ pub(super) async fn run(
         let _ = session.ws.close(Some(frame)).await;
         return;
     }
+    shared.live.insert(id, rx.gate());
     session.serve(rx, &shared).await;
+    shared.live.remove(id);
     let _ = session.endpoint.send(Event::Disconnected { id }).await;
     tracing::debug!(plugin = %session.endpoint.name(), session = id, "disconnected");
 }
 
 struct Session {
     ws: Ws,
+    /// Whether a read may find data.
+    readable: Readable,
     endpoint: EndpointHandle,
     id: SessionId,
     /// When the client last sent anything (a pong counts).
     last_seen: Instant,
     /// When the client last sent a text or binary message.
     last_message: Instant,
+    /// When the next heartbeat ping is due.
+    next_ping: Instant,
     /// Set once a close frame is sent: the client's reply must come by then.
     closing_deadline: Option<Instant>,
     /// Holds a credit to pass one client message to the plugin.
@@ -79,16 +102,7 @@ enum Flow {
 impl Session {
     async fn serve(&mut self, mut rx: OutboundRx, shared: &Shared) {
         let config = &shared.config;
-        let mut ping = tokio::time::interval_at(
-            Instant::now() + config.ping_interval,
-            config.ping_interval,
-        );
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let gate = rx.gate();
-        // Built once, not per message: the loop turns over two or three
-        // times for every message, so what it builds each turn counts.
-        let shutdown = shared.shutdown.cancelled();
-        tokio::pin!(shutdown);
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         let mut timer_for = None;
@@ -97,54 +111,72 @@ impl Session {
             if !self.credit && !closing {
                 self.credit = gate.try_take_credit();
             }
-            // One timer serves the idle timeout and the closing deadline.
-            let due = match self.closing_deadline {
-                Some(deadline) => Some(deadline),
-                None => config.idle_timeout.map(|idle| self.last_message + idle),
-            };
-            if due != timer_for {
-                timer_for = due;
-                if let Some(due) = due {
-                    timer.as_mut().reset(due);
-                }
+            // One timer: the closing deadline, else the next ping or the
+            // idle timeout. Messages do not move it; it re-checks when due.
+            let due = self.closing_deadline.unwrap_or_else(|| match config.idle_timeout {
+                Some(idle) => self.next_ping.min(self.last_message + idle),
+                None => self.next_ping,
+            });
+            if timer_for != Some(due) {
+                timer_for = Some(due);
+                timer.as_mut().reset(due);
             }
+            let want_credit = !self.credit && !closing;
+            let may_read = closing || (self.credit && !gate.congested());
+            let readable = &self.readable;
+            let ws = &mut self.ws;
             // Not `biased`: the branches are tried from a random start, so
             // a queue that never empties (a constant broadcast) cannot
             // starve reading the client, its pongs or the heartbeat.
             let flow = tokio::select! {
-                _ = &mut shutdown, if !closing => {
-                    self.start_close(close_frame(Some(1001), "server shutting down"), config.close_timeout).await
-                }
-                msg = rx.recv() => match msg {
-                    Some(msg) => self.write_batch(msg, &mut rx, config.close_timeout, config.pong_timeout).await,
-                    None => Flow::End,
+                signal = std::future::poll_fn(|cx| rx.poll_next(cx, want_credit)) => match signal {
+                    Signal::Message(msg) => self.write_batch(msg, &mut rx, config.pong_timeout, config.close_timeout).await,
+                    Signal::Credit => Flow::Continue,
+                    Signal::Ended => Flow::End,
                 },
-                _ = gate.take_credit(), if !self.credit && !closing => {
-                    self.credit = true;
-                    Flow::Continue
+                // The server wakes every session through its queue's waker
+                // (registered by the branch above) when it starts stopping.
+                _ = std::future::poll_fn(|_| stopping(shared, closing)) => {
+                    self.start_close(close_frame(Some(1001), "server shutting down"), config.close_timeout).await
                 }
                 // Backpressure: read only with a credit and room for replies
                 // (while closing, read to see the client's close frame).
-                incoming = self.ws.next(), if closing || (self.credit && !gate.congested()) => {
+                // While the socket has nothing, the socket's wake-up
+                // (through tungstenite's waker) brings the task back here.
+                incoming = std::future::poll_fn(|cx| {
+                    if readable.may_read() { ws.poll_next_unpin(cx) } else { Poll::Pending }
+                }), if may_read => {
                     self.on_incoming(incoming, config.close_timeout).await
                 }
-                _ = ping.tick() => self.heartbeat(config.pong_timeout).await,
-                _ = &mut timer, if timer_for.is_some() => {
-                    if closing {
-                        tracing::debug!(session = self.id, "client did not finish the closing handshake");
-                        Flow::End
-                    } else if self.last_message + config.idle_timeout.unwrap_or_default() <= Instant::now() {
-                        tracing::debug!(session = self.id, "idle timeout");
-                        self.start_close(close_frame(Some(1001), "idle timeout"), config.close_timeout).await
-                    } else {
-                        Flow::Continue
-                    }
-                }
+                _ = &mut timer => self.on_timer(shared).await,
             };
             if let Flow::End = flow {
                 return;
             }
         }
+    }
+
+    /// The timer is due: end a closing handshake that took too long, close
+    /// an idle session, or ping the client.
+    async fn on_timer(&mut self, shared: &Shared) -> Flow {
+        let config = &shared.config;
+        let now = Instant::now();
+        if let Some(deadline) = self.closing_deadline {
+            if now < deadline {
+                return Flow::Continue;
+            }
+            tracing::debug!(session = self.id, "client did not finish the closing handshake");
+            return Flow::End;
+        }
+        if config.idle_timeout.is_some_and(|idle| self.last_message + idle <= now) {
+            tracing::debug!(session = self.id, "idle timeout");
+            return self.start_close(close_frame(Some(1001), "idle timeout"), config.close_timeout).await;
+        }
+        if self.next_ping <= now {
+            self.next_ping = now + config.ping_interval;
+            return self.heartbeat(now, config.pong_timeout).await;
+        }
+        Flow::Continue
     }
 
     async fn on_incoming(
@@ -203,40 +235,51 @@ impl Session {
         Flow::End
     }
 
-    /// Writes `first` and whatever else is queued, then flushes once.
+    /// Writes `first` and whatever else is queued, then flushes once. A
+    /// client that takes longer than `write_timeout` to accept the batch has
+    /// stopped reading and is dropped.
     async fn write_batch(
         &mut self,
         first: Message,
         rx: &mut OutboundRx,
-        close_timeout: Duration,
         write_timeout: Duration,
+        close_timeout: Duration,
     ) -> Flow {
         if self.closing_deadline.is_some() {
             return Flow::Continue;
         }
-        let mut next = Some(first);
-        let mut written = 0;
-        while let Some(msg) = next.take() {
-            if let Message::Close(frame) = msg {
-                return self.start_close(frame.unwrap_or_else(|| close_frame(None, "")), close_timeout).await;
-            }
-            match tokio::time::timeout(write_timeout, self.ws.feed(msg)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    tracing::debug!(session = self.id, error = %err, "write failed");
-                    return Flow::End;
+        let mut close = None;
+        let batch = async {
+            let mut next = Some(first);
+            let mut written = 0;
+            while let Some(msg) = next.take() {
+                if let Message::Close(frame) = msg {
+                    close = Some(frame.unwrap_or_else(|| close_frame(None, "")));
+                    break;
                 }
-                Err(_) => {
-                    tracing::debug!(session = self.id, "client stopped reading; dropping it");
-                    return Flow::End;
+                self.ws.feed(msg).await?;
+                written += 1;
+                if written < MAX_BATCH {
+                    next = rx.try_recv();
                 }
             }
-            written += 1;
-            if written < MAX_BATCH {
-                next = rx.try_recv();
+            self.ws.flush().await
+        };
+        match tokio::time::timeout(write_timeout, batch).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
+                tracing::debug!(session = self.id, error = %err, "write failed");
+                return Flow::End;
+            }
+            Err(_) => {
+                tracing::debug!(session = self.id, "client stopped reading; dropping it");
+                return Flow::End;
             }
         }
-        self.flush().await
+        match close {
+            Some(frame) => self.start_close(frame, close_timeout).await,
+            None => Flow::Continue,
+        }
     }
 
     async fn flush(&mut self) -> Flow {
@@ -259,8 +302,8 @@ impl Session {
     }
 
     /// Pings the client, or ends the session if it has been silent too long.
-    async fn heartbeat(&mut self, pong_timeout: Duration) -> Flow {
-        if self.last_seen.elapsed() > pong_timeout {
+    async fn heartbeat(&mut self, now: Instant, pong_timeout: Duration) -> Flow {
+        if now.duration_since(self.last_seen) > pong_timeout {
             tracing::debug!(session = self.id, "no answer to pings; dropping the connection");
             return Flow::End;
         }

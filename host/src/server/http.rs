@@ -8,6 +8,7 @@
 //! handshake headers and computes the accept key. A client that does not
 //! finish its request within the handshake timeout is cut off.
 
+use super::io::ReadHint;
 use super::{Shared, connection};
 use bytes::Bytes;
 use http_body_util::Full;
@@ -100,10 +101,11 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>, slot
     tasks.spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config))
-                    .await;
+                let io = ReadHint::new(TokioIo::new(upgraded));
+                let readable = io.readable();
+                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
                 tracing::debug!(plugin = %endpoint.name(), session = id, %peer, %path, "connected");
-                connection::run(ws, endpoint, id, path, query, shared).await;
+                connection::run(ws, readable, endpoint, id, path, query, shared).await;
                 drop((admission, slot));
             }
             Err(err) => tracing::debug!(%peer, error = %err, "upgrade failed"),

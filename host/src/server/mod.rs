@@ -15,6 +15,8 @@
 
 mod connection;
 mod http;
+mod io;
+mod live;
 
 use crate::config::ServerConfig;
 use crate::endpoint::{EndpointHandle, SessionId};
@@ -39,8 +41,11 @@ struct Shared {
     routes: Arc<ArcSwap<Routes>>,
     /// Server settings.
     config: Arc<ServerConfig>,
-    /// Cancelled when the server starts shutting down.
+    /// Cancelled when the server starts shutting down (HTTP connections
+    /// wait on it; WebSocket sessions are woken through `live`).
     shutdown: CancellationToken,
+    /// Live WebSocket sessions.
+    live: live::Live,
     /// Every connection task, so shutdown can wait for them.
     tasks: TaskTracker,
 }
@@ -78,6 +83,7 @@ pub async fn run(
         routes,
         config,
         shutdown: CancellationToken::new(),
+        live: live::Live::default(),
         tasks: TaskTracker::new(),
     });
     let slots = Arc::new(Semaphore::new(shared.config.max_connections));
@@ -107,6 +113,7 @@ pub async fn run(
     drop(listener);
     tracing::info!(sessions = shared.tasks.len(), "shutting down: closing every session with 1001");
     shared.shutdown.cancel();
+    shared.live.stop();
     shared.tasks.close();
     let timeout = shared.config.shutdown_timeout;
     if tokio::time::timeout(timeout, shared.tasks.wait()).await.is_err() {

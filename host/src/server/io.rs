@@ -1,0 +1,131 @@
+//! The socket under a WebSocket session, wrapped so the session knows when
+//! reading would only block.
+//!
+//! tungstenite zeroes its free read buffer (4 KiB) before every read
+//! attempt, even one that finds the socket empty, and a session's task wakes
+//! for many reasons besides readable data (replies to write, credits,
+//! timers). [`ReadHint`] remembers that the socket's last read blocked and
+//! clears that when the socket wakes it, so the session polls tungstenite
+//! only when there may be something to read.
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+use futures_util::task::AtomicWaker;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// An I/O stream that records whether its last read blocked.
+#[derive(Debug)]
+pub(super) struct ReadHint<S> {
+    io: S,
+    flag: Arc<Flag>,
+    /// A waker for `flag`, made once.
+    waker: Waker,
+}
+
+/// Whether reading would block, and who to wake when it would not.
+#[derive(Debug, Default)]
+struct Flag {
+    blocked: AtomicBool,
+    reader: AtomicWaker,
+}
+
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.blocked.store(false, Ordering::Release);
+        self.reader.wake();
+    }
+}
+
+impl<S> ReadHint<S> {
+    /// Wraps `io`.
+    pub(super) fn new(io: S) -> Self {
+        let flag = Arc::new(Flag::default());
+        Self { io, waker: Waker::from(flag.clone()), flag }
+    }
+
+    /// A handle telling whether reading would block.
+    pub(super) fn readable(&self) -> Readable {
+        Readable(self.flag.clone())
+    }
+}
+
+/// See [`ReadHint::readable`].
+#[derive(Debug, Clone)]
+pub(super) struct Readable(Arc<Flag>);
+
+impl Readable {
+    /// False while the last read blocked and the socket has not signalled
+    /// since: a read now would only block again.
+    pub(super) fn may_read(&self) -> bool {
+        !self.0.blocked.load(Ordering::Acquire)
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for ReadHint<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        this.flag.reader.register(cx.waker());
+        // Set before the read: a wake-up that races with it clears it again.
+        this.flag.blocked.store(true, Ordering::Release);
+        let polled = Pin::new(&mut this.io).poll_read(&mut Context::from_waker(&this.waker), buf);
+        if polled.is_ready() {
+            this.flag.blocked.store(false, Ordering::Release);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for ReadHint<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn blocks_after_an_empty_read_and_clears_when_data_comes() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut a = ReadHint::new(a);
+        let readable = a.readable();
+        assert!(readable.may_read());
+        let mut buf = [0u8; 8];
+        let read = tokio::time::timeout(std::time::Duration::from_millis(20), a.read(&mut buf));
+        assert!(read.await.is_err(), "nothing to read yet");
+        assert!(!readable.may_read(), "the read blocked");
+        b.write_all(b"hi").await.unwrap();
+        assert!(readable.may_read(), "the writer woke the reader");
+        assert_eq!(a.read(&mut buf).await.unwrap(), 2);
+        assert!(readable.may_read());
+    }
+}
