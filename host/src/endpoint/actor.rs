@@ -10,12 +10,12 @@
 //! restarted in a loop: its sessions are closed with 1011 and the endpoint
 //! refuses connections (503) for `backoff-secs`, then starts afresh.
 
+use super::queue::{EventRx, TryRecvError};
 use super::{EndpointInfo, Event, SessionId, Sessions, SwapError, SwapReport};
 use crate::runtime::{CompiledPlugin, Exports, HostState, deadline_ticks};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
 
@@ -25,8 +25,12 @@ const SPIN_YIELDS: u32 = 32;
 /// Most events handled before the connections they answered are woken.
 const WAKE_BATCH: u32 = 64;
 
-/// Longest a reply waits for its connection to be woken under load.
+/// Longest a reply waits for its connection to be woken under load (checked
+/// every [`CLOCK_EVERY`] events).
 const WAKE_AFTER: Duration = Duration::from_millis(1);
+
+/// How many events pass between looks at the clock for [`WAKE_AFTER`].
+const CLOCK_EVERY: u32 = 4;
 
 /// How long an endpoint whose instance could not be made waits to retry.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
@@ -42,7 +46,7 @@ pub(super) struct Actor {
     plugin: Arc<CompiledPlugin>,
     info: Arc<EndpointInfo>,
     slot: Slot,
-    rx: mpsc::Receiver<Event>,
+    rx: EventRx,
     deadline: u64,
     /// When recent traps happened, oldest first, within the trap window.
     traps: VecDeque<Instant>,
@@ -60,7 +64,7 @@ impl Actor {
     pub(super) fn new(
         plugin: Arc<CompiledPlugin>,
         info: Arc<EndpointInfo>,
-        rx: mpsc::Receiver<Event>,
+        rx: EventRx,
     ) -> anyhow::Result<Self> {
         let sessions = Sessions::new(plugin.name.clone(), &plugin.limits);
         let (store, exports) = plugin
@@ -112,9 +116,12 @@ impl Actor {
     /// constant load every [`WAKE_BATCH`] events or [`WAKE_AFTER`] (a slow
     /// plugin's replies do not wait for a whole batch), once per connection.
     fn next_event(&mut self) -> Option<Event> {
-        use tokio::sync::mpsc::error::TryRecvError;
         self.since_wake += 1;
-        if self.since_wake < WAKE_BATCH && self.woken_at.elapsed() < WAKE_AFTER {
+        // The clock is read every few events only: it costs as much as
+        // queueing an event.
+        let fresh = self.since_wake < WAKE_BATCH
+            && (self.since_wake % CLOCK_EVERY != 0 || self.woken_at.elapsed() < WAKE_AFTER);
+        if fresh {
             match self.rx.try_recv() {
                 Ok(event) => return Some(event),
                 Err(TryRecvError::Disconnected) => return None,

@@ -7,10 +7,12 @@
 //!
 //! - [`actor`]: the thread that owns the plugin's store and recovers from traps.
 //! - [`sessions`]: the registry of live sessions and plugin-held handles.
+//! - [`queue`]: the endpoint's bounded event queue.
 //! - [`outbound`]: each session's bounded outbound queue.
 
 mod actor;
 pub mod outbound;
+mod queue;
 mod sessions;
 
 pub use sessions::{AttachError, SessionId, Sessions, close_frame};
@@ -23,7 +25,7 @@ use outbound::OutboundTx;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// Something that happened on one of the endpoint's connections.
@@ -159,10 +161,16 @@ impl Drop for Admission {
 }
 
 /// A cheap, cloneable way to send events to an endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EndpointHandle {
     info: Arc<EndpointInfo>,
-    tx: mpsc::Sender<Event>,
+    tx: Arc<queue::EventTx>,
+}
+
+impl std::fmt::Debug for EndpointHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointHandle").field("name", &self.info.name).finish_non_exhaustive()
+    }
 }
 
 impl EndpointHandle {
@@ -221,7 +229,7 @@ impl Endpoint {
         plugin: Arc<CompiledPlugin>,
         config: Arc<ServerConfig>,
     ) -> anyhow::Result<Self> {
-        let (tx, rx) = mpsc::channel(config.event_queue_capacity);
+        let (tx, rx) = queue::channel(config.event_queue_capacity);
         let route = plugin.route.clone();
         let info = Arc::new(EndpointInfo {
             name: plugin.name.clone(),
@@ -234,7 +242,7 @@ impl Endpoint {
             .name(format!("wasock-ep-{}", info.name))
             .spawn(move || actor.run())?;
         Ok(Self {
-            handle: EndpointHandle { info, tx },
+            handle: EndpointHandle { info, tx: Arc::new(tx) },
             thread,
             route,
         })

@@ -1,0 +1,228 @@
+//! The endpoint's event queue: connection tasks push, the endpoint thread
+//! takes events in batches.
+//!
+//! Bounded: a push into a full queue waits (the connection stops reading,
+//! and TCP slows the client down). The thread takes everything queued under
+//! one lock and works through it without touching the lock again, so each
+//! event costs one uncontended lock on the pushing side and almost nothing
+//! on the taking side (tokio's bounded channel took a semaphore permit and
+//! gave it back under a mutex for every event). When the queue is empty the
+//! thread sleeps on a condition variable; a push wakes it only then.
+
+use super::Event;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+
+/// What both ends share.
+struct Inner {
+    state: Mutex<State>,
+    /// The endpoint thread waits here for events.
+    arrived: Condvar,
+    capacity: usize,
+}
+
+struct State {
+    events: VecDeque<Event>,
+    /// Pushers waiting for room; all are woken when the thread takes a
+    /// batch (a woken pusher that finds no room waits again).
+    waiting: Vec<Waker>,
+    /// The endpoint thread is asleep on `arrived`.
+    sleeping: bool,
+    /// Whether the sender is still there.
+    senders: usize,
+    /// The receiving end is gone.
+    closed: bool,
+}
+
+/// The sending end (one; connection tasks share it behind an `Arc`).
+pub(super) struct EventTx(Arc<Inner>);
+
+/// The endpoint thread's end.
+pub(super) struct EventRx {
+    inner: Arc<Inner>,
+    /// Events taken from the queue, not yet handed out.
+    batch: VecDeque<Event>,
+}
+
+/// The receiving end is gone.
+#[derive(Debug)]
+pub(super) struct Closed;
+
+/// Why [`EventRx::try_recv`] returned nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum TryRecvError {
+    Empty,
+    /// Every sender is gone and the queue is empty.
+    Disconnected,
+}
+
+/// A queue holding at most `capacity` events.
+pub(super) fn channel(capacity: usize) -> (EventTx, EventRx) {
+    let inner = Arc::new(Inner {
+        state: Mutex::new(State {
+            events: VecDeque::new(),
+            waiting: Vec::new(),
+            sleeping: false,
+            senders: 1,
+            closed: false,
+        }),
+        arrived: Condvar::new(),
+        capacity: capacity.max(1),
+    });
+    (EventTx(inner.clone()), EventRx { inner, batch: VecDeque::new() })
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl EventTx {
+    /// Queues `event`, waiting while the queue is full.
+    pub(super) async fn send(&self, event: Event) -> Result<(), Closed> {
+        let mut event = Some(event);
+        poll_fn(|cx| {
+            let mut state = self.0.lock();
+            if state.closed {
+                return Poll::Ready(Err(Closed));
+            }
+            if state.events.len() >= self.0.capacity {
+                if !state.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                    state.waiting.push(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            state.events.push_back(event.take().expect("polled after completion"));
+            if std::mem::take(&mut state.sleeping) {
+                self.0.arrived.notify_one();
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+}
+
+impl Drop for EventTx {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.senders -= 1;
+        if state.senders == 0 && std::mem::take(&mut state.sleeping) {
+            self.0.arrived.notify_one();
+        }
+    }
+}
+
+impl EventRx {
+    /// The next event if one is queued.
+    pub(super) fn try_recv(&mut self) -> Result<Event, TryRecvError> {
+        if let Some(event) = self.batch.pop_front() {
+            return Ok(event);
+        }
+        let mut state = self.inner.lock();
+        take(&mut self.batch, &mut state)
+    }
+
+    /// The next event, sleeping until one comes; `None` once every sender
+    /// is gone and the queue is empty.
+    pub(super) fn blocking_recv(&mut self) -> Option<Event> {
+        if let Some(event) = self.batch.pop_front() {
+            return Some(event);
+        }
+        let mut state = self.inner.lock();
+        loop {
+            match take(&mut self.batch, &mut state) {
+                Ok(event) => return Some(event),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {
+                    state.sleeping = true;
+                    state = self.inner.arrived.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+            }
+        }
+    }
+
+}
+
+/// Moves every queued event into `batch` and returns the first.
+fn take(batch: &mut VecDeque<Event>, state: &mut State) -> Result<Event, TryRecvError> {
+    if state.events.is_empty() {
+        return Err(if state.senders == 0 { TryRecvError::Disconnected } else { TryRecvError::Empty });
+    }
+    std::mem::swap(batch, &mut state.events);
+    for waker in state.waiting.drain(..) {
+        waker.wake();
+    }
+    Ok(batch.pop_front().expect("not empty"))
+}
+
+impl Drop for EventRx {
+    fn drop(&mut self) {
+        let mut state = self.inner.lock();
+        state.closed = true;
+        for waker in state.waiting.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn event(id: u64) -> Event {
+        Event::Disconnected { id }
+    }
+
+    fn id(event: Event) -> u64 {
+        match event {
+            Event::Disconnected { id } => id,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn keeps_order_and_waits_when_full() {
+        let (tx, mut rx) = channel(2);
+        tx.send(event(1)).await.unwrap();
+        tx.send(event(2)).await.unwrap();
+        let third = tokio::time::timeout(Duration::from_millis(20), tx.send(event(3)));
+        assert!(third.await.is_err(), "a third event fit into a queue of two");
+        let pusher = tokio::spawn(async move {
+            tx.send(event(3)).await.unwrap();
+            tx
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(id(rx.try_recv().unwrap()), 1);
+        let tx = pusher.await.unwrap();
+        assert_eq!(id(rx.try_recv().unwrap()), 2);
+        assert_eq!(id(rx.try_recv().unwrap()), 3);
+        assert_eq!(rx.try_recv().err(), Some(TryRecvError::Empty));
+        drop(tx);
+        assert_eq!(rx.try_recv().err(), Some(TryRecvError::Disconnected));
+        assert!(rx.blocking_recv().is_none());
+    }
+
+    #[test]
+    fn a_sleeping_receiver_wakes_for_a_push_from_another_thread() {
+        let (tx, mut rx) = channel(8);
+        let pusher = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            rt.block_on(async { tx.send(event(7)).await.unwrap() });
+        });
+        assert_eq!(id(rx.blocking_recv().unwrap()), 7);
+        pusher.join().unwrap();
+        assert!(rx.blocking_recv().is_none(), "the sender is gone");
+    }
+
+    #[tokio::test]
+    async fn a_send_after_the_receiver_went_fails() {
+        let (tx, rx) = channel(1);
+        drop(rx);
+        assert!(tx.send(event(9)).await.is_err(), "queued into a dead queue");
+    }
+}
