@@ -163,24 +163,21 @@ impl Actor {
                 });
             }
             Event::Text { id, text } => {
-                self.sessions().event_done(id);
-                if let Some(rep) = self.sessions().deliverable(id) {
+                if let Some(rep) = self.sessions().event_done(id) {
                     self.call("handle-text", id, |e, s| {
                         e.handler.call_handle_text(s, Resource::new_borrow(rep), &text)
                     });
                 }
             }
             Event::Binary { id, data } => {
-                self.sessions().event_done(id);
-                if let Some(rep) = self.sessions().deliverable(id) {
+                if let Some(rep) = self.sessions().event_done(id) {
                     self.call("handle-binary", id, |e, s| {
                         e.handler.call_handle_binary(s, Resource::new_borrow(rep), &data)
                     });
                 }
             }
             Event::Pong { id, data } => {
-                self.sessions().event_done(id);
-                if let Some(rep) = self.sessions().deliverable(id) {
+                if let Some(rep) = self.sessions().event_done(id) {
                     self.call("on-pong", id, |e, s| {
                         e.handler.call_on_pong(s, Resource::new_borrow(rep), &data)
                     });

@@ -149,11 +149,14 @@ impl Sessions {
         self.live.get(&id).map(|l| l.borrow_rep)
     }
 
-    /// The endpoint has taken one client message of `id` off its queue.
-    pub fn event_done(&self, id: SessionId) {
-        if let Some(live) = self.live.get(&id) {
-            live.out.event_done();
-        }
+    /// The endpoint has taken one client message of `id` off its queue: its
+    /// read credit returns. Returns the rep to pass as the session's borrow
+    /// handle if the message is to be delivered (the session is live and not
+    /// closed by the plugin).
+    pub fn event_done(&self, id: SessionId) -> Option<u32> {
+        let live = self.live.get(&id)?;
+        live.out.event_done();
+        (!live.closing).then_some(live.borrow_rep)
     }
 
     /// A live session's data.
