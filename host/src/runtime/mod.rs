@@ -51,6 +51,12 @@ impl Runtime {
         let mut config = Config::new();
         config.epoch_interruption(true);
         config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+        // For profiling plugins: `perf` names their functions from the map
+        // wasmtime writes to /tmp/perf-PID.map (compile with --no-cache:
+        // the map is written when code is compiled).
+        if std::env::var_os("WASOCK_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
