@@ -52,6 +52,10 @@ for round in $(seq "$rounds"); do
     echo "round $round/$rounds" >&2
     for label in native wasock; do
         run "$label" echo --conns 100 --inflight 8 --size 64 --secs 5
+        # Latency at a fixed load below either server's capacity (paced,
+        # open loop): 2 000 and 20 000 messages/s over the 100 connections.
+        run "$label" echo --conns 100 --rate 2000 --size 64 --secs 5
+        run "$label" echo --conns 100 --rate 20000 --size 64 --secs 5
         run "$label" fanout --receivers 9999 --messages 50
         run "$label" storm --conns 10000
     done
@@ -66,6 +70,9 @@ done
 python3 - "$out" <<'EOF'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+for r in rows:  # paced echo runs are their own scenarios
+    if r["scenario"] == "echo" and r.get("rate"):
+        r["scenario"] = f"echo@{r['rate']}"
 def med(scenario, label, key):
     vals = [r[key] for r in rows if r["scenario"] == scenario and r["label"] == label]
     return statistics.median(vals) if vals else float("nan")
@@ -76,6 +83,10 @@ for scenario, key, name in [
     ("echo", "p50_us", "echo p50 us"),
     ("echo", "p99_us", "echo p99 us"),
     ("echo", "max_us", "echo max us"),
+    ("echo@2000", "p50_us", "echo paced 2 000 msg/s: p50 us"),
+    ("echo@2000", "p99_us", "echo paced 2 000 msg/s: p99 us"),
+    ("echo@20000", "p50_us", "echo paced 20 000 msg/s: p50 us"),
+    ("echo@20000", "p99_us", "echo paced 20 000 msg/s: p99 us"),
     ("fanout", "deliveries_per_sec", "fan-out deliveries/s (10000 sessions: 9999 receivers + the sender)"),
     ("fanout", "p99_us", "fan-out time to last receiver p99 us"),
     ("storm", "ok", "storm: connections ok of 10000"),
@@ -84,6 +95,11 @@ for scenario, key, name in [
 ]:
     n, w = med(scenario, "native", key), med(scenario, "wasock", key)
     print(f"| {scenario} | {name} | {n:.1f} | {w:.1f} | {w / n if n else float('nan'):.2f} |")
+# Each round ran native then wasock back to back: the ratio per pair shows
+# how much the machine's noise moves it.
+echo = [r["msgs_per_sec"] for r in rows if r["scenario"] == "echo"]
+pairs = [round(w / n, 2) for n, w in zip(echo[::2], echo[1::2])]
+print(f"\necho msg/s ratio per round: {pairs} (median {statistics.median(pairs)})")
 EOF
 
 echo

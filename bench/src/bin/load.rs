@@ -2,7 +2,11 @@
 //! baseline) through one scenario and prints one result line as JSON.
 //!
 //! - `echo`: N connections to /echo, K messages of S bytes in flight each,
-//!   for T seconds: messages per second and round-trip percentiles.
+//!   for T seconds: messages per second and round-trip percentiles. With
+//!   `--rate R` the load is paced instead (open loop): R messages per second
+//!   in all, each connection sending at a fixed interval whatever the
+//!   replies do, so the latency is the server's at that load rather than
+//!   the queueing of a saturated server.
 //! - `fanout`: N receivers on /broadcast and one sender; each message must
 //!   reach all: deliveries per second and time until the last receiver has it.
 //! - `idle`: holds N connections and reads the server's RSS before and after.
@@ -41,6 +45,9 @@ enum Scenario {
         size: usize,
         #[arg(long, default_value_t = 5)]
         secs: u64,
+        /// Messages per second in all, paced; 0 keeps `inflight` in flight.
+        #[arg(long, default_value_t = 0)]
+        rate: u64,
     },
     Fanout {
         #[arg(long, default_value_t = 1000)]
@@ -74,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let label = &args.label;
     match args.scenario {
-        Scenario::Echo { conns, inflight, size, secs } => {
+        Scenario::Echo { conns, inflight, size, secs, rate } => {
             let url = format!("{}/echo", args.url);
             // Connect everyone first: the clock starts when all send.
             let mut conns_ready = Vec::with_capacity(conns);
@@ -85,7 +92,16 @@ async fn main() -> anyhow::Result<()> {
             let deadline = started + Duration::from_secs(secs);
             let tasks: Vec<_> = conns_ready
                 .into_iter()
-                .map(|ws| tokio::spawn(echo_conn(ws, inflight, size, deadline)))
+                .enumerate()
+                .map(|(i, ws)| match rate {
+                    0 => tokio::spawn(echo_conn(ws, inflight, size, deadline)),
+                    rate => {
+                        // Each connection's share, phases spread evenly.
+                        let period = Duration::from_secs_f64(conns as f64 / rate as f64);
+                        let first = started + period.mul_f64(i as f64 / conns as f64);
+                        tokio::spawn(paced_conn(ws, size, first, period, deadline))
+                    }
+                })
                 .collect();
             let mut all = Latencies::default();
             let mut count = 0;
@@ -97,7 +113,7 @@ async fn main() -> anyhow::Result<()> {
             let elapsed = started.elapsed().as_secs_f64();
             let (p50, p99, max) = all.summary();
             println!(
-                r#"{{"scenario":"echo","label":"{label}","conns":{conns},"inflight":{inflight},"size":{size},"msgs_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}}}"#,
+                r#"{{"scenario":"echo","label":"{label}","conns":{conns},"inflight":{inflight},"rate":{rate},"size":{size},"messages":{count},"msgs_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}}}"#,
                 count as f64 / elapsed
             );
         }
@@ -204,6 +220,58 @@ async fn echo_conn(ws: Ws, inflight: usize, size: usize, deadline: Instant) -> a
             break;
         }
     }
+    Ok(lat)
+}
+
+/// One connection sending a message every `period` from `first` until
+/// `deadline`, whatever the replies do; each round trip is timed from the
+/// moment its message was sent.
+async fn paced_conn(
+    ws: Ws,
+    size: usize,
+    first: Instant,
+    period: Duration,
+    deadline: Instant,
+) -> anyhow::Result<Latencies> {
+    let (mut tx, mut rx) = ws.split();
+    let sent = Arc::new(std::sync::Mutex::new(VecDeque::<Instant>::new()));
+    let sender = {
+        let sent = sent.clone();
+        tokio::spawn(async move {
+            let payload = "x".repeat(size);
+            let mut ticks = tokio::time::interval_at(first.into(), period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut count = 0u64;
+            while ticks.tick().await.into_std() < deadline {
+                sent.lock().unwrap().push_back(Instant::now());
+                tx.send(Message::text(payload.clone())).await?;
+                count += 1;
+            }
+            anyhow::Ok(count)
+        })
+    };
+    let mut lat = Latencies::default();
+    loop {
+        // Sends are queued before they go: done and empty means answered.
+        let done = sender.is_finished();
+        if done && sent.lock().unwrap().is_empty() {
+            break;
+        }
+        // Wake up now and then: the sender may finish while this waits.
+        match tokio::time::timeout(Duration::from_millis(100), rx.next()).await {
+            Ok(Some(msg)) => {
+                if msg?.is_text()
+                    && let Some(at) = sent.lock().unwrap().pop_front()
+                {
+                    lat.record(at.elapsed());
+                }
+            }
+            Ok(None) => anyhow::bail!("the server closed the connection"),
+            Err(_) if done => anyhow::bail!("replies missing"),
+            Err(_) => {}
+        }
+    }
+    sender.await??;
     Ok(lat)
 }
 

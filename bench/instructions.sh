@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# User-space instructions per echoed message, native baseline vs wasock,
+# counted by callgrind: unlike a time, the count barely moves with the
+# machine's noise, so it shows what a host change saves (within ~1-2 %).
+# Kernel work (TCP over loopback) is not counted; see BENCHMARKS.md.
+#
+# Each server runs under valgrind (about 50x slower), the load client
+# natively: warm-up for 2 s, then instructions are counted for SECS seconds
+# of the echo scenario (100 connections x 8 in flight x 64 B).
+#
+# Usage: bench/instructions.sh [SECS]   (default 6; needs valgrind)
+# Leaves the profiles in target/callgrind/{native,wasock}.out for
+# callgrind_annotate.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${1:-6}
+dir=target/callgrind
+mkdir -p "$dir"
+
+cargo build --release -p wasock -p wasock-bench >&2
+target/release/wasock build bench/plugins >&2
+
+count() { # $1 = native|wasock; prints one JSON line
+    local label=$1 log out pid port res msgs ir
+    log=$(mktemp)
+    out="$dir/$label.out"
+    rm -f "$out"*
+    local vg=(valgrind --tool=callgrind --instr-atstart=no "--callgrind-out-file=$out")
+    if [ "$label" = native ]; then
+        "${vg[@]}" target/release/native 127.0.0.1:0 >"$log" 2>&1 &
+    else
+        RUST_LOG=warn "${vg[@]}" target/release/wasock serve --listen 127.0.0.1:0 --no-watch \
+            --cache-dir "$dir/cache" bench/plugins/echo >"$log" 2>&1 &
+    fi
+    pid=$!
+    for _ in $(seq 1200); do
+        if grep -q "listening on" "$log"; then break; fi
+        sleep 0.1
+    done
+    port=$(grep -o "listening on [0-9.:]*" "$log" | head -1 | sed 's/.*://')
+    local load=(target/release/load --url "ws://127.0.0.1:$port" --label "$label" echo --conns 100 --inflight 8 --size 64)
+    "${load[@]}" --secs 2 >/dev/null
+    callgrind_control -i on "$pid" >/dev/null
+    res=$("${load[@]}" --secs "$secs")
+    callgrind_control -i off "$pid" >/dev/null
+    callgrind_control -d "$pid" >/dev/null
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    msgs=$(echo "$res" | grep -o '"messages":[0-9]*' | cut -d: -f2)
+    ir=$(cat "$out"* | awk '/^totals:/ {s += $2} END {print s}')
+    echo "{\"label\":\"$label\",\"messages\":$msgs,\"instructions\":$ir,\"per_message\":$((ir / msgs))}"
+}
+
+n=$(count native)
+w=$(count wasock)
+echo "$n"
+echo "$w"
+python3 - "$n" "$w" <<'EOF'
+import json, sys
+n, w = (json.loads(a) for a in sys.argv[1:])
+print(f"user-space instructions per echoed message: native {n['per_message']}, wasock {w['per_message']} ({w['per_message'] / n['per_message']:.2f}x)")
+EOF
