@@ -29,7 +29,7 @@ count() { # $1 = native|wasock; prints one JSON line
     if [ "$label" = native ]; then
         "${vg[@]}" target/release/native 127.0.0.1:0 >"$log" 2>&1 &
     else
-        RUST_LOG=warn "${vg[@]}" target/release/wasock serve --listen 127.0.0.1:0 --no-watch \
+        RUST_LOG=warn,wasock::cli=info "${vg[@]}" target/release/wasock serve --listen 127.0.0.1:0 --no-watch \
             --cache-dir "$dir/cache" bench/plugins/echo >"$log" 2>&1 &
     fi
     pid=$!
