@@ -60,6 +60,7 @@ pub(super) async fn run(
         last_seen: now,
         last_message: now,
         next_ping: now + shared.config.ping_interval,
+        idle_check: shared.config.idle_timeout.map(|idle| now + idle),
         closing_deadline: None,
         credit: false,
     };
@@ -87,6 +88,9 @@ struct Session {
     last_message: Instant,
     /// When the next heartbeat ping is due.
     next_ping: Instant,
+    /// When to look at `last_message` for the idle timeout next (messages
+    /// do not move the timer; this check does).
+    idle_check: Option<Instant>,
     /// Set once a close frame is sent: the client's reply must come by then.
     closing_deadline: Option<Instant>,
     /// Holds a credit to pass one client message to the plugin.
@@ -113,10 +117,9 @@ impl Session {
             }
             // One timer: the closing deadline, else the next ping or the
             // idle timeout. Messages do not move it; it re-checks when due.
-            let due = self.closing_deadline.unwrap_or_else(|| match config.idle_timeout {
-                Some(idle) => self.next_ping.min(self.last_message + idle),
-                None => self.next_ping,
-            });
+            let due = self
+                .closing_deadline
+                .unwrap_or_else(|| self.idle_check.map_or(self.next_ping, |at| at.min(self.next_ping)));
             if timer_for != Some(due) {
                 timer_for = Some(due);
                 timer.as_mut().reset(due);
@@ -168,9 +171,14 @@ impl Session {
             tracing::debug!(session = self.id, "client did not finish the closing handshake");
             return Flow::End;
         }
-        if config.idle_timeout.is_some_and(|idle| self.last_message + idle <= now) {
-            tracing::debug!(session = self.id, "idle timeout");
-            return self.start_close(close_frame(Some(1001), "idle timeout"), config.close_timeout).await;
+        if let (Some(at), Some(idle)) = (self.idle_check, config.idle_timeout)
+            && at <= now
+        {
+            if self.last_message + idle <= now {
+                tracing::debug!(session = self.id, "idle timeout");
+                return self.start_close(close_frame(Some(1001), "idle timeout"), config.close_timeout).await;
+            }
+            self.idle_check = Some(self.last_message + idle);
         }
         if self.next_ping <= now {
             self.next_ping = now + config.ping_interval;
