@@ -30,8 +30,8 @@ struct State {
     waiting: Vec<Waker>,
     /// The endpoint thread is asleep on `arrived`.
     sleeping: bool,
-    /// Whether the sender is still there.
-    senders: usize,
+    /// The sending end is gone.
+    sender_gone: bool,
     /// The receiving end is gone.
     closed: bool,
 }
@@ -65,7 +65,7 @@ pub(super) fn channel(capacity: usize) -> (EventTx, EventRx) {
             events: VecDeque::new(),
             waiting: Vec::new(),
             sleeping: false,
-            senders: 1,
+            sender_gone: false,
             closed: false,
         }),
         arrived: Condvar::new(),
@@ -108,8 +108,8 @@ impl EventTx {
 impl Drop for EventTx {
     fn drop(&mut self) {
         let mut state = self.0.lock();
-        state.senders -= 1;
-        if state.senders == 0 && std::mem::take(&mut state.sleeping) {
+        state.sender_gone = true;
+        if std::mem::take(&mut state.sleeping) {
             self.0.arrived.notify_one();
         }
     }
@@ -149,7 +149,7 @@ impl EventRx {
 /// Moves every queued event into `batch` and returns the first.
 fn take(batch: &mut VecDeque<Event>, state: &mut State) -> Result<Event, TryRecvError> {
     if state.events.is_empty() {
-        return Err(if state.senders == 0 { TryRecvError::Disconnected } else { TryRecvError::Empty });
+        return Err(if state.sender_gone { TryRecvError::Disconnected } else { TryRecvError::Empty });
     }
     std::mem::swap(batch, &mut state.events);
     for waker in state.waiting.drain(..) {
