@@ -58,13 +58,7 @@ fn watch_workspace(dir: &Path) {
 fn build_script(dir: &Path) {
     let mut cmd = Command::new("sh");
     cmd.arg("build.sh").current_dir(dir);
-    without_outer_build_env(&mut cmd);
-    let status = cmd.status().expect("cannot run sh");
-    assert!(
-        status.success(),
-        "building {} failed: are its toolchains installed? (`.ci/setup` installs them)",
-        dir.display()
-    );
+    run(cmd, || format!("building {} failed: are its toolchains installed? (`.ci/setup` installs them)", dir.display()));
 }
 
 fn build(workspace: &Path, target: &Path) {
@@ -74,13 +68,20 @@ fn build(workspace: &Path, target: &Path) {
         .arg("--target-dir")
         .arg(target)
         .current_dir(workspace);
+    run(cmd, || {
+        format!(
+            "building {} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)",
+            workspace.display()
+        )
+    });
+}
+
+/// Runs a nested build without the outer build's variables; panics with
+/// `failure()` if it fails.
+fn run(mut cmd: Command, failure: impl FnOnce() -> String) {
     without_outer_build_env(&mut cmd);
-    let status = cmd.status().expect("cannot run cargo to build the guest crates");
-    assert!(
-        status.success(),
-        "building {} for wasm32-wasip2 failed (is the target installed? `rustup target add wasm32-wasip2`)",
-        workspace.display()
-    );
+    let status = cmd.status().unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
+    assert!(status.success(), "{}", failure());
 }
 
 /// Keeps the outer build's settings (target, flags, target directory) away
