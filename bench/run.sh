@@ -2,7 +2,8 @@
 # Runs every load scenario against the native baseline and against wasock
 # (bundled Rust plugins), alternating, ROUNDS times, with the server pinned
 # to core 0 and the load client to core 1. Prints one JSON line per run and
-# a markdown table of medians with the wasock/native ratio.
+# a markdown table of medians with the wasock/native ratio. When Node.js is
+# installed, Node's `ws` server (bench/node) runs too, as a third column.
 #
 # Then the per-language figures (component size, cold compile, cached
 # load, instantiation, per-message cost; see src/bin/languages.rs).
@@ -17,15 +18,23 @@ cargo build --release -p wasock -p wasock-bench >&2
 target/release/wasock build plugins >&2
 target/release/wasock build bench/plugins >&2 # its own run: it reuses the route /echo
 
+labels="native wasock"
+if command -v node >/dev/null; then
+    (cd bench/node && npm ci --no-audit --no-fund --loglevel=error) >&2
+    labels="$labels node"
+fi
+
 pin_server="taskset -c 0"
 pin_client="taskset -c 1"
 if [ "$(nproc)" -lt 2 ]; then pin_server=""; pin_client=""; fi
 
-start_server() { # $1 = native|wasock; prints "PID PORT"
+start_server() { # $1 = native|wasock|node; prints "PID PORT"
     local log
     log=$(mktemp)
     if [ "$1" = native ]; then
         $pin_server target/release/native 127.0.0.1:0 >"$log" 2>&1 &
+    elif [ "$1" = node ]; then
+        $pin_server node bench/node/server.js >"$log" 2>&1 &
     else
         RUST_LOG=warn,wasock::cli=info $pin_server target/release/wasock serve \
             --listen 127.0.0.1:0 --no-watch bench/plugins/echo plugins/broadcast >"$log" 2>&1 &
@@ -40,17 +49,19 @@ start_server() { # $1 = native|wasock; prints "PID PORT"
     echo "$pid $port"
 }
 
-run() { # $1 = label, rest = scenario args
+run() { # $1 = label, rest = scenario args (echo and idle get the server's pid)
     local label=$1; shift
     read -r pid port < <(start_server "$label")
-    $pin_client target/release/load --url "ws://127.0.0.1:$port" --label "$label" "$@" | tee -a "$out"
+    local with_pid=()
+    case $1 in echo | idle) with_pid=(--pid "$pid") ;; esac
+    $pin_client target/release/load --url "ws://127.0.0.1:$port" --label "$label" "$@" "${with_pid[@]}" | tee -a "$out"
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
 
 for round in $(seq "$rounds"); do
     echo "round $round/$rounds" >&2
-    for label in native wasock; do
+    for label in $labels; do
         run "$label" echo --conns 100 --inflight 8 --size 64 --secs 5
         # Latency at a fixed load below either server's capacity (paced,
         # open loop): 2 000 and 20 000 messages/s over the 100 connections.
@@ -60,11 +71,8 @@ for round in $(seq "$rounds"); do
         run "$label" storm --conns 10000
     done
 done
-# Idle RSS needs the server's pid.
-for label in native wasock; do
-    read -r pid port < <(start_server "$label")
-    $pin_client target/release/load --url "ws://127.0.0.1:$port" --label "$label" idle --conns 10000 --pid "$pid" | tee -a "$out"
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+for label in $labels; do
+    run "$label" idle --conns 10000
 done
 
 python3 - "$out" <<'EOF'
@@ -73,16 +81,21 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 for r in rows:  # paced echo runs are their own scenarios
     if r["scenario"] == "echo" and r.get("rate"):
         r["scenario"] = f"echo@{r['rate']}"
+node = any(r["label"] == "node" for r in rows)
 def med(scenario, label, key):
-    vals = [r[key] for r in rows if r["scenario"] == scenario and r["label"] == label]
+    vals = [r[key] for r in rows if r["scenario"] == scenario and r["label"] == label and key in r]
     return statistics.median(vals) if vals else float("nan")
-print("| scenario | metric | native | wasock | wasock/native |")
-print("|---|---|---|---|---|")
+head = "| scenario | metric | native | wasock | wasock/native |" + (" node (ws) |" if node else "")
+print(head)
+print("|---" * (head.count("|") - 1) + "|")
 for scenario, key, name in [
     ("echo", "msgs_per_sec", "echo msg/s (100 conns, 8 in flight, 64 B)"),
     ("echo", "p50_us", "echo p50 us"),
     ("echo", "p99_us", "echo p99 us"),
     ("echo", "max_us", "echo max us"),
+    ("echo", "server_us_per_msg", "echo: server CPU us per message"),
+    ("echo", "endpoint_us_per_msg", "echo: of which wasock's endpoint thread"),
+    ("echo", "client_cpu", "echo: load client's share of its core"),
     ("echo@2000", "p50_us", "echo paced 2 000 msg/s: p50 us"),
     ("echo@2000", "p99_us", "echo paced 2 000 msg/s: p99 us"),
     ("echo@20000", "p50_us", "echo paced 20 000 msg/s: p50 us"),
@@ -94,11 +107,15 @@ for scenario, key, name in [
     ("idle", "kib_per_conn", "idle RSS KiB per connection (10000)"),
 ]:
     n, w = med(scenario, "native", key), med(scenario, "wasock", key)
-    print(f"| {scenario} | {name} | {n:.1f} | {w:.1f} | {w / n if n else float('nan'):.2f} |")
-# Each round ran native then wasock back to back: the ratio per pair shows
-# how much the machine's noise moves it.
-echo = [r["msgs_per_sec"] for r in rows if r["scenario"] == "echo"]
-pairs = [round(w / n, 2) for n, w in zip(echo[::2], echo[1::2])]
+    line = f"| {scenario} | {name} | {n:.2f} | {w:.2f} | {w / n if n else float('nan'):.2f} |"
+    if node:
+        line += f" {med(scenario, 'node', key):.2f} |"
+    print(line)
+# Each round ran the servers back to back: the ratio per round shows how
+# much the machine's noise moves it.
+echo = {lab: [r["msgs_per_sec"] for r in rows if r["scenario"] == "echo" and r["label"] == lab]
+        for lab in ("native", "wasock")}
+pairs = [round(w / n, 2) for n, w in zip(echo["native"], echo["wasock"])]
 print(f"\necho msg/s ratio per round: {pairs} (median {statistics.median(pairs)})")
 EOF
 

@@ -1,5 +1,8 @@
 //! Shared pieces of the benchmarks: latency recording with an HDR histogram
-//! and the table every benchmark prints.
+//! and the table every benchmark prints; [`cpu`] reads where a process's
+//! threads spent their CPU time.
+
+pub mod cpu;
 
 use hdrhistogram::Histogram;
 use std::time::Duration;

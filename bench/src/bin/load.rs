@@ -6,7 +6,10 @@
 //!   `--rate R` the load is paced instead (open loop): R messages per second
 //!   in all, each connection sending at a fixed interval whatever the
 //!   replies do, so the latency is the server's at that load rather than
-//!   the queueing of a saturated server.
+//!   the queueing of a saturated server. With `--pid` it also reports the
+//!   server's CPU time per message (all threads, and its `wasock-ep-*`
+//!   endpoint threads apart) and how busy the client itself was: a client
+//!   near 100 % caps what it can measure.
 //! - `fanout`: N receivers on /broadcast and one sender; each message must
 //!   reach all: deliveries per second and time until the last receiver has it.
 //! - `idle`: holds N connections and reads the server's RSS before and after.
@@ -21,6 +24,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use wasock_bench::Latencies;
+use wasock_bench::cpu::CpuSample;
 
 #[derive(Parser)]
 struct Args {
@@ -48,6 +52,9 @@ enum Scenario {
         /// Messages per second in all, paced; 0 keeps `inflight` in flight.
         #[arg(long, default_value_t = 0)]
         rate: u64,
+        /// The server's process id, to read its CPU time per message.
+        #[arg(long)]
+        pid: Option<u32>,
     },
     Fanout {
         #[arg(long, default_value_t = 1000)]
@@ -81,13 +88,14 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let label = &args.label;
     match args.scenario {
-        Scenario::Echo { conns, inflight, size, secs, rate } => {
+        Scenario::Echo { conns, inflight, size, secs, rate, pid } => {
             let url = format!("{}/echo", args.url);
             // Connect everyone first: the clock starts when all send.
             let mut conns_ready = Vec::with_capacity(conns);
             for _ in 0..conns {
                 conns_ready.push(connect(&url).await?);
             }
+            let cpu_before = cpu_samples(pid)?;
             let started = Instant::now();
             let deadline = started + Duration::from_secs(secs);
             let tasks: Vec<_> = conns_ready
@@ -111,9 +119,10 @@ async fn main() -> anyhow::Result<()> {
                 all.merge(&lat);
             }
             let elapsed = started.elapsed().as_secs_f64();
+            let cpu = cpu_report(pid, &cpu_before, count, elapsed)?;
             let (p50, p99, max) = all.summary();
             println!(
-                r#"{{"scenario":"echo","label":"{label}","conns":{conns},"inflight":{inflight},"rate":{rate},"size":{size},"messages":{count},"msgs_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}}}"#,
+                r#"{{"scenario":"echo","label":"{label}","conns":{conns},"inflight":{inflight},"rate":{rate},"size":{size},"messages":{count},"msgs_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}{cpu}}}"#,
                 count as f64 / elapsed
             );
         }
@@ -273,6 +282,35 @@ async fn paced_conn(
     }
     sender.await??;
     Ok(lat)
+}
+
+/// The client's own CPU time and, given its pid, the server's.
+fn cpu_samples(server: Option<u32>) -> anyhow::Result<(CpuSample, Option<CpuSample>)> {
+    Ok((CpuSample::own()?, server.map(CpuSample::of).transpose()?))
+}
+
+/// JSON fields (each with a leading comma) for the CPU time spent since
+/// `before`: the client's share of one core, and the server's microseconds
+/// per message, in all and in its endpoint threads.
+fn cpu_report(
+    server: Option<u32>,
+    before: &(CpuSample, Option<CpuSample>),
+    messages: u64,
+    elapsed: f64,
+) -> anyhow::Result<String> {
+    let (client, server_now) = cpu_samples(server)?;
+    let client = client.since(&before.0).total().as_secs_f64() / elapsed;
+    let mut fields = format!(r#","client_cpu":{client:.2}"#);
+    if let (Some(now), Some(then)) = (server_now, &before.1) {
+        let spent = now.since(then);
+        let per_msg = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
+        fields += &format!(
+            r#","server_us_per_msg":{:.3},"endpoint_us_per_msg":{:.3}"#,
+            per_msg(spent.total()),
+            per_msg(spent.named("wasock-ep-"))
+        );
+    }
+    Ok(fields)
 }
 
 /// The resident set size of process `pid`, in KiB.
