@@ -120,7 +120,7 @@ impl Actor {
         // The clock is read every few events only: it costs as much as
         // queueing an event.
         let fresh = self.since_wake < WAKE_BATCH
-            && (self.since_wake % CLOCK_EVERY != 0 || self.woken_at.elapsed() < WAKE_AFTER);
+            && (!self.since_wake.is_multiple_of(CLOCK_EVERY) || self.woken_at.elapsed() < WAKE_AFTER);
         if fresh {
             match self.rx.try_recv() {
                 Ok(event) => return Some(event),
