@@ -117,6 +117,12 @@ echo = {lab: [r["msgs_per_sec"] for r in rows if r["scenario"] == "echo" and r["
         for lab in ("native", "wasock")}
 pairs = [round(w / n, 2) for n, w in zip(echo["native"], echo["wasock"])]
 print(f"\necho msg/s ratio per round: {pairs} (median {statistics.median(pairs)})")
+for rate in (2000, 20000):
+    p99 = {lab: [r["p99_us"] for r in rows if r["scenario"] == f"echo@{rate}" and r["label"] == lab]
+           for lab in ("native", "wasock")}
+    deltas = [w - n for n, w in zip(p99["native"], p99["wasock"])]
+    if deltas:
+        print(f"echo paced {rate} msg/s, p99 wasock - native per round (us): {deltas} (median {statistics.median(deltas)})")
 EOF
 
 echo
