@@ -11,7 +11,6 @@
 //! refuses connections (503) for `backoff-secs`, then starts afresh.
 
 use super::queue::{EventRx, TryRecvError};
-use super::spin::Spin;
 use super::{EndpointInfo, Event, SessionId, Sessions, SwapError, SwapReport};
 use crate::runtime::{CompiledPlugin, Exports, HostState, deadline_ticks};
 use std::collections::VecDeque;
@@ -19,6 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
+
+/// How often an idle endpoint thread yields before it sleeps.
+const SPIN_YIELDS: u32 = 32;
 
 /// Most events handled before the connections they answered are woken.
 const WAKE_BATCH: u32 = 64;
@@ -55,8 +57,6 @@ pub(super) struct Actor {
     since_wake: u32,
     /// When connection tasks were last woken.
     woken_at: Instant,
-    /// How many times to yield before sleeping.
-    spin: Spin,
 }
 
 impl Actor {
@@ -80,7 +80,6 @@ impl Actor {
             retiring: false,
             since_wake: 0,
             woken_at: Instant::now(),
-            spin: Spin::default(),
         })
     }
 
@@ -111,8 +110,7 @@ impl Actor {
     /// few times before it sleeps: connection tasks that run meanwhile (on
     /// this core, when the server has one) queue their events without
     /// having to wake it, so the thread takes them as one batch instead of
-    /// a wake-up and two context switches per message. How many times
-    /// adapts to the load ([`Spin`]).
+    /// a wake-up and two context switches per message.
     ///
     /// Replies wake their connection tasks when the queue runs dry, or under
     /// constant load every [`WAKE_BATCH`] events or [`WAKE_AFTER`] (a slow
@@ -133,24 +131,13 @@ impl Actor {
         self.since_wake = 0;
         self.woken_at = Instant::now();
         super::outbound::wake_deferred();
-        let mut yields = 0;
-        loop {
+        for _ in 0..SPIN_YIELDS {
             match self.rx.try_recv() {
-                Ok(event) => {
-                    if yields > 0 {
-                        self.spin.caught();
-                    }
-                    return Some(event);
-                }
+                Ok(event) => return Some(event),
                 Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) if yields < self.spin.yields() => {
-                    std::thread::yield_now();
-                    yields += 1;
-                }
-                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
             }
         }
-        self.spin.missed();
         self.rx.blocking_recv()
     }
 

@@ -14,7 +14,6 @@ mod actor;
 pub mod outbound;
 mod queue;
 mod sessions;
-mod spin;
 
 pub use sessions::{AttachError, SessionId, Sessions, close_frame};
 
