@@ -113,14 +113,13 @@ for scenario, key, name in [
     print(line)
 # Each round ran the servers back to back: the ratio per round shows how
 # much the machine's noise moves it.
-echo = {lab: [r["msgs_per_sec"] for r in rows if r["scenario"] == "echo" and r["label"] == lab]
-        for lab in ("native", "wasock")}
-pairs = [round(w / n, 2) for n, w in zip(echo["native"], echo["wasock"])]
+def per_round(scenario, key):  # (native, wasock) pairs, one per round
+    vals = lambda lab: [r[key] for r in rows if r["scenario"] == scenario and r["label"] == lab]
+    return list(zip(vals("native"), vals("wasock")))
+pairs = [round(w / n, 2) for n, w in per_round("echo", "msgs_per_sec")]
 print(f"\necho msg/s ratio per round: {pairs} (median {statistics.median(pairs)})")
 for rate in (2000, 20000):
-    p99 = {lab: [r["p99_us"] for r in rows if r["scenario"] == f"echo@{rate}" and r["label"] == lab]
-           for lab in ("native", "wasock")}
-    deltas = [w - n for n, w in zip(p99["native"], p99["wasock"])]
+    deltas = [w - n for n, w in per_round(f"echo@{rate}", "p99_us")]
     if deltas:
         print(f"echo paced {rate} msg/s, p99 wasock - native per round (us): {deltas} (median {statistics.median(deltas)})")
 EOF
