@@ -58,7 +58,9 @@ fn watch_workspace(dir: &Path) {
 fn build_script(dir: &Path) {
     let mut cmd = Command::new("sh");
     cmd.arg("build.sh").current_dir(dir);
-    run(cmd, || format!("building {} failed: are its toolchains installed? (`.ci/setup` installs them)", dir.display()));
+    run(cmd, || {
+        format!("building {} failed: are its toolchains installed? (`.ci/setup` installs them)", dir.display())
+    });
 }
 
 fn build(workspace: &Path, target: &Path) {

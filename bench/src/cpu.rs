@@ -20,10 +20,9 @@ impl CpuSample {
         for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
             let dir = task?.path();
             // A thread may end while we read: skip it.
-            let (Ok(name), Ok(stat)) = (
-                std::fs::read_to_string(dir.join("comm")),
-                std::fs::read_to_string(dir.join("schedstat")),
-            ) else {
+            let (Ok(name), Ok(stat)) =
+                (std::fs::read_to_string(dir.join("comm")), std::fs::read_to_string(dir.join("schedstat")))
+            else {
                 continue;
             };
             let ns: u64 = stat.split_whitespace().next().and_then(|n| n.parse().ok()).unwrap_or(0);

@@ -8,29 +8,35 @@
 //! order, and the component writes back through non-blocking host calls.
 //!
 //! # Layout
+//! Layers, each importing only those above it in this list:
 //! - [`config`]: server-wide settings and their defaults.
 //! - [`manifest`]: the `plugin.toml` schema, parsing and validation.
-//! - [`plugins`]: finding plugin directories and running their build commands.
-//! - [`loader`]: paths to compiled plugins, skipping (and reporting) broken ones.
-//! - [`runtime`]: the wasmtime side: engine, bindings, host functions, the
-//!   compiled plugin, and the log sink for plugin stdout/stderr.
+//! - [`session`]: the host-owned state of every session: the registry,
+//!   outbound queues, read credits, close frames.
+//! - [`runtime`]: the wasmtime side: engine, bindings, host functions over
+//!   the session registry, the compiled plugin, plugin stdout/stderr.
+//! - [`plugins`]: plugins on disk: discovery, build commands, reading and
+//!   compiling components (the one way `serve`, `check` and tests load).
 //! - [`endpoint`]: one plugin instance as an actor: its event queue, its
-//!   session registry and per-session outbound queues.
+//!   event loop, trap recovery.
 //! - [`server`]: the network side: accept loop, HTTP upgrade, one task per
 //!   WebSocket connection, graceful shutdown.
 //! - [`supervisor`]: keeps the served plugins in line with the disk: adds,
 //!   hot-swaps (without dropping clients), moves and removes endpoints.
-//! - [`cli`]: the `wasock` subcommands (`serve`, `build`, `check`).
+//! - [`app`]: one way to assemble and run a server ([`Server`]).
+//! - [`cli`]: the `wasock` subcommands (`serve`, `build`, `check`, `new`).
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod endpoint;
-pub mod loader;
 pub mod manifest;
 pub mod plugins;
 pub mod runtime;
 pub mod server;
+pub mod session;
 pub mod supervisor;
 
+pub use app::{Server, ServerBuilder, StartError};
 pub use config::ServerConfig;
-pub use endpoint::SessionId;
+pub use session::SessionId;

@@ -1,24 +1,15 @@
 //! Golden-file tests for `plugin.toml`: every file in `tests/manifests/` is
-//! parsed and the outcome (the error message, or a summary of the valid
-//! manifest) must match the `.out` file next to it. Run with
-//! `WASOCK_BLESS=1` to rewrite the `.out` files after an intended change.
+//! parsed and the outcome (the error message, or the whole normalized
+//! manifest, every default included) must match the `.out` file next to it.
+//! Run with `WASOCK_BLESS=1` to rewrite the `.out` files after an intended
+//! change.
 
 use std::path::{Path, PathBuf};
 use wasock::manifest::Manifest;
 
 fn outcome(text: &str) -> String {
     match Manifest::parse(text, Path::new("plugin"), PathBuf::from("plugin/plugin.toml")) {
-        Ok(m) => format!(
-            "ok: {} at {} from {}; build {:?}; memory {} MiB, deadline {} ms, on-queue-full {:?}; env {:?}\n",
-            m.name,
-            m.route,
-            m.component.display(),
-            m.build.map(|b| (b.command, b.workdir)),
-            m.limits.memory_mib,
-            m.limits.call_deadline_ms,
-            m.limits.on_queue_full,
-            m.grants.env,
-        ),
+        Ok(m) => format!("{m:#?}\n"),
         Err(err) => format!("{err}\n"),
     }
 }

@@ -2,33 +2,36 @@
 //! `127.0.0.1:0` with plugins built from source (see `build.rs`), and drives
 //! them with real WebSocket clients.
 //!
-//! Plugins are compiled once per test process and shared; every test gets a
-//! server (and endpoint instances) of its own. The host's log is captured so
-//! tests can check what plugins printed.
+//! Every test server is a [`wasock::Server`], started the way `wasock serve`
+//! starts one, from plugin directories: the bundled plugins, the fixtures
+//! (in plugin directories the harness writes) or a directory a test
+//! changes. One engine and one on-disk compile cache serve the whole test
+//! process, so a plugin is compiled once and later servers load it from the
+//! cache. The host's log is captured so tests can check what plugins
+//! printed.
 //!
-//! - [`swap`]: a server whose plugins come from a watched directory, and
-//!   helpers to change plugins on disk.
+//! - [`swap`]: helpers that change plugins on disk the way a deploy would.
+//! - [`cli`]: the real `wasock` binary as a child process.
 
+pub mod cli;
 mod swap;
 
-pub use swap::{SwapServer, bundled_wasm, rehash, replace_file, swap_plugin_dir, wasm_bytes};
+pub use swap::{bundled_wasm, rehash, replace_file, swap_plugin_dir, wasm_bytes};
 
 use anyhow::Context;
 use futures_util::{SinkExt, StreamExt};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-use wasock::endpoint::Endpoint;
-use wasock::runtime::{CompileCache, CompiledPlugin, Runtime};
-use wasock::{ServerConfig, loader, server};
+use wasock::runtime::{CompileCache, Runtime};
+use wasock::supervisor::ReloadReport;
+use wasock::{Server, ServerConfig};
 
 /// How long any single expectation may wait before the test fails.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -49,34 +52,15 @@ pub fn fixture_wasm(name: &str) -> PathBuf {
     Path::new(env!("WASOCK_FIXTURES_WASM")).join(format!("{}.wasm", name.replace('-', "_")))
 }
 
-/// The engine and every plugin the tests use, compiled once.
-struct Compiled {
-    runtime: Arc<Runtime>,
-    plugins: HashMap<String, Arc<CompiledPlugin>>,
-}
-
-fn compiled() -> &'static Compiled {
-    static COMPILED: OnceLock<Compiled> = OnceLock::new();
-    COMPILED.get_or_init(|| {
+/// The wasmtime runtime every test server of this process shares, caching
+/// compiled plugins in [`compile_cache_dir`].
+pub fn runtime() -> &'static Arc<Runtime> {
+    static RUNTIME: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
         init_logging();
         let cache = CompileCache::new(compile_cache_dir());
-        let runtime = Arc::new(Runtime::with_cache(Some(cache)).expect("engine"));
-        let fixtures = tempdir();
-        let lifecycle = fixture_dir(&fixtures, "lifecycle", "/lifecycle");
-        let loaded = loader::load(&runtime, &[plugins_dir(), lifecycle], false);
-        assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
-        let plugins = loaded
-            .plugins
-            .into_iter()
-            .map(|(m, p)| (m.name, Arc::new(p)))
-            .collect();
-        Compiled { runtime, plugins }
+        Arc::new(Runtime::with_cache(Some(cache)).expect("engine"))
     })
-}
-
-/// The shared wasmtime runtime.
-pub fn runtime() -> &'static Arc<Runtime> {
-    &compiled().runtime
 }
 
 /// A fresh temporary directory, removed when the process ends (or not).
@@ -104,30 +88,27 @@ pub fn fixture_manifest(fixture: &str, name: &str, route: &str, extra: &str) -> 
     )
 }
 
-/// Compiles fixture `fixture` as plugin `name` at `route` with `extra`
-/// manifest TOML (limits, grants), in a plugin directory of its own.
-/// `setup` may add files to the directory before it is loaded.
-pub fn compile_fixture(
-    fixture: &str,
-    name: &str,
-    route: &str,
-    extra: &str,
-    setup: impl FnOnce(&Path),
-) -> Arc<CompiledPlugin> {
+/// A plugin directory of its own serving fixture `fixture` as plugin
+/// `name` at `route` with `extra` manifest TOML (limits, grants). `setup`
+/// may add files to the directory before it is loaded.
+pub fn compile_fixture(fixture: &str, name: &str, route: &str, extra: &str, setup: impl FnOnce(&Path)) -> PathBuf {
     let dir = tempdir().join(name);
     std::fs::create_dir_all(&dir).unwrap();
     setup(&dir);
     std::fs::write(dir.join("plugin.toml"), fixture_manifest(fixture, name, route, extra)).unwrap();
-    let loaded = loader::load(runtime(), &[dir], false);
-    if let Some(err) = loaded.errors.first() {
-        panic!("{err:#}");
-    }
-    Arc::new(loaded.plugins.into_iter().next().unwrap().1)
+    dir
 }
 
-/// The bundled or fixture plugin compiled under `name` for every test.
-pub fn plugin(name: &str) -> Arc<CompiledPlugin> {
-    compiled().plugins.get(name).unwrap_or_else(|| panic!("no plugin {name}")).clone()
+/// The directory of bundled plugin `name`, or of the `lifecycle` fixture
+/// at `/lifecycle`.
+pub fn plugin(name: &str) -> PathBuf {
+    if name == "lifecycle" {
+        static LIFECYCLE: OnceLock<PathBuf> = OnceLock::new();
+        return LIFECYCLE.get_or_init(|| fixture_dir(&tempdir(), "lifecycle", "/lifecycle")).clone();
+    }
+    let dir = plugins_dir().join(name);
+    assert!(dir.join("plugin.toml").is_file(), "no plugin {name}");
+    dir
 }
 
 /// Writes a plugin directory `<parent>/<name>` with `manifest` as its
@@ -141,18 +122,15 @@ pub fn plugin_dir(parent: &Path, name: &str, manifest: &str) -> PathBuf {
 
 /// The default settings with a 1 s closing handshake.
 pub fn test_config() -> ServerConfig {
-    ServerConfig {
-        close_timeout: Duration::from_secs(1),
-        ..ServerConfig::default()
-    }
+    ServerConfig { close_timeout: Duration::from_secs(1), ..ServerConfig::default() }
 }
 
 /// A running server.
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    /// The server.
+    server: Server,
 }
 
 impl TestServer {
@@ -168,31 +146,40 @@ impl TestServer {
         Self::serve(config, plugins.iter().map(|name| plugin(name)).collect()).await
     }
 
-    /// Serves already compiled plugins.
-    pub async fn serve(config: ServerConfig, plugins: Vec<Arc<CompiledPlugin>>) -> Self {
-        let config = Arc::new(config);
-        let endpoints: Vec<Endpoint> = plugins
-            .into_iter()
-            .map(|p| Endpoint::start(p, config.clone()).expect("endpoint starts"))
-            .collect();
-        let routes: server::Routes = endpoints
-            .iter()
-            .map(|e| (e.route().to_owned(), e.handle()))
-            .collect();
-        let routes = Arc::new(arc_swap::ArcSwap::from_pointee(routes));
-        let listener = server::bind("127.0.0.1:0".parse().unwrap(), 1024).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            server::run(listener, routes, config, async {
-                let _ = stopped.await;
-            })
-            .await;
-            for endpoint in endpoints {
-                endpoint.shutdown().await;
-            }
-        });
-        Self { addr, stop: Some(stop), task }
+    /// Serves the plugin directories `plugins` with `config`, unwatched; every
+    /// plugin must load.
+    pub async fn serve(config: ServerConfig, plugins: Vec<PathBuf>) -> Self {
+        Self::serve_on(runtime().clone(), config, plugins, false).await
+    }
+
+    /// Serves the plugin directories under `dir`, watching them if `watch`
+    /// (a hot-swap test's server); every plugin must load.
+    pub async fn watch(dir: &Path, watch: bool) -> Self {
+        Self::serve_on(runtime().clone(), test_config(), vec![dir.to_path_buf()], watch).await
+    }
+
+    /// Like [`watch`](Self::watch), running build commands (initially, and
+    /// when a plugin's sources change) if `build`.
+    pub async fn watch_with_build(dir: &Path, watch: bool, build: bool) -> Self {
+        let builder = Server::builder(runtime().clone(), [dir]).config(test_config()).build_plugins(build);
+        Self::start_server(builder.watch(watch)).await
+    }
+
+    /// Serves `plugins` on `runtime`, watching them if `watch`.
+    pub async fn serve_on(runtime: Arc<Runtime>, config: ServerConfig, plugins: Vec<PathBuf>, watch: bool) -> Self {
+        Self::start_server(Server::builder(runtime, plugins).config(config).watch(watch)).await
+    }
+
+    async fn start_server(builder: wasock::ServerBuilder) -> Self {
+        let server = builder.listen("127.0.0.1:0".parse().unwrap()).start().await.expect("server starts");
+        let failed = &server.initial_load().failed;
+        assert!(failed.is_empty(), "{failed:?}");
+        Self { addr: server.local_addr(), server }
+    }
+
+    /// Reloads from disk now.
+    pub async fn reload(&self) -> ReloadReport {
+        self.server.reload().await
     }
 
     /// `ws://<addr><path>`.
@@ -216,12 +203,8 @@ impl TestServer {
     }
 
     /// Shuts the server down gracefully and waits until it has stopped.
-    pub async fn shutdown(mut self) {
-        let _ = self.stop.take().unwrap().send(());
-        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
-            .await
-            .expect("server stops")
-            .unwrap();
+    pub async fn shutdown(self) {
+        tokio::time::timeout(Duration::from_secs(30), self.server.stop()).await.expect("server stops");
     }
 }
 
@@ -234,9 +217,8 @@ pub struct Client {
 impl Client {
     /// Connects to `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let (ws, _) = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url))
-            .await
-            .context("connect timed out")??;
+        let (ws, _) =
+            tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url)).await.context("connect timed out")??;
         Ok(Self { ws })
     }
 

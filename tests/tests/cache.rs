@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasock::loader;
+use wasock::plugins;
 use wasock::runtime::{CompileCache, CompiledPlugin, Origin, Runtime};
 use wasock_tests::{TestServer, fixture_dir, tempdir, test_config};
 
@@ -14,7 +14,7 @@ fn load(cache: &Path) -> (Arc<Runtime>, CompiledPlugin) {
     wasock_tests::runtime(); // starts log capture
     let runtime = Arc::new(Runtime::with_cache(Some(CompileCache::new(cache))).unwrap());
     let dir = fixture_dir(&tempdir(), "lifecycle", "/lifecycle");
-    let loaded = loader::load(&runtime, &[dir], false);
+    let loaded = plugins::load(&runtime, &[dir]);
     assert!(loaded.errors.is_empty(), "{:?}", loaded.errors);
     let plugin = loaded.plugins.into_iter().next().unwrap().1;
     (runtime, plugin)
@@ -31,9 +31,12 @@ fn entries(cache: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The plugin answers on a real server.
-async fn serves(plugin: CompiledPlugin) {
-    let server = TestServer::serve(test_config(), vec![Arc::new(plugin)]).await;
+/// The plugin, loaded through a runtime caching in `cache`, answers on a
+/// real server.
+async fn serves(cache: &Path) {
+    let runtime = Arc::new(Runtime::with_cache(Some(CompileCache::new(cache))).unwrap());
+    let dir = fixture_dir(&tempdir(), "lifecycle", "/lifecycle");
+    let server = TestServer::serve_on(runtime, test_config(), vec![dir], false).await;
     let mut c = server.connect("/lifecycle").await;
     assert!(c.recv_text().await.starts_with("id:"));
     c.send_text("hello").await;
@@ -50,7 +53,7 @@ async fn a_second_load_comes_from_the_cache_and_works() {
     let (_, second) = load(&cache);
     assert_eq!(second.origin, Origin::Cached);
     assert_eq!(second.hash, first.hash);
-    serves(second).await;
+    serves(&cache).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -68,7 +71,7 @@ async fn a_corrupt_entry_is_ignored_and_rebuilt() {
     assert!(wasock_tests::logs().contains("ignoring a corrupt compile cache entry"));
     // Rewritten: the next load is a hit again.
     assert_eq!(load(&cache).1.origin, Origin::Cached);
-    serves(plugin).await;
+    serves(&cache).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -88,7 +91,7 @@ async fn an_entry_wasmtime_refuses_is_ignored_and_rebuilt() {
     assert_eq!(plugin.origin, Origin::Compiled);
     assert!(wasock_tests::logs().contains("compile cache entry wasmtime refuses"));
     assert_eq!(load(&cache).1.origin, Origin::Cached);
-    serves(plugin).await;
+    serves(&cache).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,5 +101,5 @@ async fn an_unwritable_cache_still_loads() {
     std::fs::write(&blocker, b"").unwrap();
     let (_, plugin) = load(&blocker.join("cache"));
     assert_eq!(plugin.origin, Origin::Compiled);
-    serves(plugin).await;
+    serves(&blocker.join("cache")).await;
 }

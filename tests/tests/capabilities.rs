@@ -1,7 +1,7 @@
 //! Plugins get no files, environment or network unless their manifest
 //! grants it, and grants cannot reach outside the plugin directory.
 
-use wasock::loader;
+use wasock::plugins;
 use wasock_tests::{TestServer, compile_fixture, fixture_manifest, plugin_dir, runtime, tempdir, test_config};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -14,7 +14,10 @@ async fn nothing_is_reachable_by_default() {
     c.send_text("read-file").await;
     assert!(c.recv_text().await.starts_with("denied:"));
     c.send_text("env").await;
-    assert_eq!(c.recv_text().await, "HOME=denied: environment variable not found GREETING=denied: environment variable not found");
+    assert_eq!(
+        c.recv_text().await,
+        "HOME=denied: environment variable not found GREETING=denied: environment variable not found"
+    );
     c.send_text("net").await;
     assert!(c.recv_text().await.starts_with("denied:"));
     c.send_text("read-granted").await;
@@ -59,12 +62,16 @@ fn grants_that_escape_the_plugin_directory_are_refused_at_load() {
         ("bad-env", "env = { \"A-B\" = \"x\" }", "field `grants.env`: `A-B` is not a valid variable name"),
     ];
     for (name, grant, _) in &cases {
-        let d = plugin_dir(&dir, name, &fixture_manifest("misbehave", name, &format!("/{name}"), &format!("[grants]\n{grant}\n")));
+        let d = plugin_dir(
+            &dir,
+            name,
+            &fixture_manifest("misbehave", name, &format!("/{name}"), &format!("[grants]\n{grant}\n")),
+        );
         if *name == "symlink" {
             std::os::unix::fs::symlink(dir.join("outside"), d.join("link")).unwrap();
         }
     }
-    let loaded = loader::load(runtime(), std::slice::from_ref(&dir), false);
+    let loaded = plugins::load(runtime(), std::slice::from_ref(&dir));
     assert!(loaded.plugins.is_empty());
     for (name, _, want) in cases {
         let err = loaded

@@ -42,13 +42,8 @@ async fn on_disconnected_runs_once_for_every_way_a_session_ends() {
         pong_timeout: Duration::from_millis(500),
         ..test_config()
     };
-    let lifecycle = compile_fixture(
-        "lifecycle",
-        "lifecycle",
-        "/lifecycle",
-        "[limits]\nmax-message-bytes = 1000\n",
-        |_| {},
-    );
+    let lifecycle =
+        compile_fixture("lifecycle", "lifecycle", "/lifecycle", "[limits]\nmax-message-bytes = 1000\n", |_| {});
     let server = TestServer::serve(config, vec![lifecycle]).await;
     let mut watcher = server.connect("/lifecycle?role=watcher").await;
     watcher.lifecycle_id().await;

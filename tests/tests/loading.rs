@@ -1,7 +1,7 @@
 //! Bad plugins are reported with the plugin, the file and what is wrong, and
 //! skipped; the good ones next to them are served.
 
-use wasock::loader;
+use wasock::plugins;
 use wasock_tests::{TestServer, fixture_dir, fixture_wasm, plugin_dir, runtime, tempdir, test_config};
 
 fn manifest(name: &str, route: &str, component: &str) -> String {
@@ -23,13 +23,10 @@ async fn broken_plugins_are_reported_and_the_rest_served() {
     let garbage = plugin_dir(&dir, "garbage", &manifest("garbage", "/garbage", "garbage.wasm"));
     std::fs::write(garbage.join("garbage.wasm"), b"\0asm but not really").unwrap();
 
-    let loaded = loader::load(runtime(), std::slice::from_ref(&dir), false);
+    let loaded = plugins::load(runtime(), std::slice::from_ref(&dir));
     let errors: Vec<String> = loaded.errors.iter().map(|e| format!("{e:#}")).collect();
     let expect = |needle: &str| {
-        assert!(
-            errors.iter().any(|e| e.contains(needle)),
-            "no error containing {needle:?} in {errors:#?}"
-        )
+        assert!(errors.iter().any(|e| e.contains(needle)), "no error containing {needle:?} in {errors:#?}")
     };
     expect("plugin `missing`: cannot read component");
     expect("missing/nope.wasm");
@@ -47,7 +44,7 @@ async fn broken_plugins_are_reported_and_the_rest_served() {
     let names: Vec<_> = loaded.plugins.iter().map(|(m, _)| m.name.as_str()).collect();
     assert_eq!(names, ["lifecycle"]);
     assert_eq!(loaded.plugins[0].0.dir, good);
-    let plugins = loaded.plugins.into_iter().map(|(_, p)| std::sync::Arc::new(p)).collect();
+    let plugins = loaded.plugins.iter().map(|(m, _)| m.dir.clone()).collect();
     let server = TestServer::serve(test_config(), plugins).await;
     let mut c = server.connect("/good").await;
     c.lifecycle_id().await;
@@ -59,7 +56,7 @@ async fn broken_plugins_are_reported_and_the_rest_served() {
 #[test]
 fn a_path_without_plugins_is_an_error() {
     let dir = tempdir();
-    let loaded = loader::load(runtime(), &[dir.clone(), dir.join("absent")], false);
+    let loaded = plugins::load(runtime(), &[dir.clone(), dir.join("absent")]);
     let errors: Vec<String> = loaded.errors.iter().map(|e| e.to_string()).collect();
     assert!(errors[0].contains("no plugin.toml in it or in its subdirectories"), "{errors:?}");
     assert!(errors[1].contains("cannot read directory"), "{errors:?}");
@@ -71,7 +68,7 @@ fn the_wrong_world_error_names_the_missing_export() {
     let dir = tempdir();
     let wrong = fixture_wasm("wrong-world");
     plugin_dir(&dir, "w", &manifest("w", "/w", wrong.to_str().unwrap()));
-    let loaded = loader::load(runtime(), &[dir], false);
+    let loaded = plugins::load(runtime(), &[dir]);
     let err = format!("{:#}", loaded.errors[0]);
     assert!(err.contains("wasock:plugin/handler"), "{err}");
 }

@@ -118,19 +118,14 @@ async fn broadcast_fans_out_through_the_host() {
     }
     let gone = clients.remove(0);
     drop(gone);
-    wasock_tests::eventually("the disconnect to be logged", || {
-        wasock_tests::logs().contains("Client disconnected")
-    })
-    .await;
+    wasock_tests::eventually("the disconnect to be logged", || wasock_tests::logs().contains("Client disconnected"))
+        .await;
     clients[0].send_text("after").await;
     for c in &mut clients {
         assert_eq!(c.recv_text().await, "Broadcast: after");
     }
     clients[1].send_binary(&[1, 2, 3]).await;
-    wasock_tests::eventually("binary to be logged", || {
-        wasock_tests::logs().contains("Received binary data: 3")
-    })
-    .await;
+    wasock_tests::eventually("binary to be logged", || wasock_tests::logs().contains("Received binary data: 3")).await;
     server.shutdown().await;
 }
 

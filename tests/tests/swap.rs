@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use wasock_tests::{Client, SwapServer, WAIT, bundled_wasm, logs, rehash, replace_file, swap_plugin_dir, tempdir, wasm_bytes};
+use wasock_tests::{
+    Client, TestServer, WAIT, bundled_wasm, logs, rehash, replace_file, swap_plugin_dir, tempdir, wasm_bytes,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn echo_swaps_under_continuous_traffic_without_losing_a_message() {
     let dir = tempdir();
     let plugin = swap_plugin_dir(&dir, "echo", "/echo", &wasm_bytes("echo"), "");
-    let server = SwapServer::start(&dir, false).await;
+    let server = TestServer::watch(&dir, false).await;
     const CLIENTS: usize = 4;
     // Each client sends numbered messages without pause until told to stop,
     // and checks every reply: exactly one per message, in order, first with
@@ -92,7 +94,7 @@ async fn chat_keeps_its_user_list_and_broadcast_its_audience_across_a_swap(plugi
     let chat_wasm = bundled_wasm(plugin);
     let chat = swap_plugin_dir(&dir, "chat", "/chat", &chat_wasm, "");
     let broadcast = swap_plugin_dir(&dir, "broadcast", "/broadcast", &wasm_bytes("broadcast"), "");
-    let server = SwapServer::start(&dir, false).await;
+    let server = TestServer::watch(&dir, false).await;
     let mut users = Vec::new();
     let mut listeners = Vec::new();
     for n in 1..=3 {
@@ -141,7 +143,7 @@ async fn state_is_handed_to_the_new_version() {
     let dir = tempdir();
     let wasm = wasm_bytes("counter");
     swap_plugin_dir(&dir, "counter", "/count", &wasm, "[grants]\nenv = { VERSION = \"v1\" }\n");
-    let server = SwapServer::start(&dir, false).await;
+    let server = TestServer::watch(&dir, false).await;
     let mut c = server.connect("/count").await;
     for n in 1..=3 {
         c.send_text("tick").await;
@@ -160,7 +162,7 @@ async fn a_bad_new_version_leaves_the_old_one_serving() {
     let dir = tempdir();
     let counter = wasm_bytes("counter");
     let plugin = swap_plugin_dir(&dir, "counter", "/count", &counter, "[grants]\nenv = { VERSION = \"v1\" }\n");
-    let server = SwapServer::start(&dir, false).await;
+    let server = TestServer::watch(&dir, false).await;
     let mut c = server.connect("/count").await;
     c.send_text("tick").await;
     assert_eq!(c.recv_text().await, "v1 1");
@@ -168,25 +170,44 @@ async fn a_bad_new_version_leaves_the_old_one_serving() {
     type Attempt<'a> = (&'a str, Box<dyn Fn() + 'a>);
     let attempts: [Attempt; 5] = [
         ("not a valid WebAssembly component", Box::new(|| replace_file(&plugin.join("plugin.wasm"), b"garbage"))),
-        ("not a valid WebAssembly component", Box::new(|| {
-            // A half-written file: the first half of a good component.
-            std::fs::write(plugin.join("plugin.wasm"), &counter[..counter.len() / 2]).unwrap()
-        })),
-        ("does not implement the wasock:plugin world", Box::new(|| replace_file(&plugin.join("plugin.wasm"), &wasm_bytes("wrong-world")))),
-        ("trapped in restore", Box::new(|| {
-            replace_file(&plugin.join("plugin.wasm"), &counter);
-            swap_plugin_dir(&dir, "counter", "/count", &counter, "[grants]\nenv = { VERSION = \"v2\", TRAP_ON_RESTORE = \"1\" }\n");
-        })),
-        ("field `route`: must start with `/`", Box::new(|| {
-            swap_plugin_dir(&dir, "counter", "no-slash", &counter, "");
-        })),
+        (
+            "not a valid WebAssembly component",
+            Box::new(|| {
+                // A half-written file: the first half of a good component.
+                std::fs::write(plugin.join("plugin.wasm"), &counter[..counter.len() / 2]).unwrap()
+            }),
+        ),
+        (
+            "does not implement the wasock:plugin world",
+            Box::new(|| replace_file(&plugin.join("plugin.wasm"), &wasm_bytes("wrong-world"))),
+        ),
+        (
+            "trapped in restore",
+            Box::new(|| {
+                replace_file(&plugin.join("plugin.wasm"), &counter);
+                swap_plugin_dir(
+                    &dir,
+                    "counter",
+                    "/count",
+                    &counter,
+                    "[grants]\nenv = { VERSION = \"v2\", TRAP_ON_RESTORE = \"1\" }\n",
+                );
+            }),
+        ),
+        (
+            "field `route`: must start with `/`",
+            Box::new(|| {
+                swap_plugin_dir(&dir, "counter", "no-slash", &counter, "");
+            }),
+        ),
     ];
     for (n, (want, break_it)) in attempts.iter().enumerate() {
         break_it();
         let report = server.reload().await;
         assert!(report.swapped.is_empty(), "{report:?}");
-        assert!(report.failed.iter().any(|e| e.contains(want) && e.contains("counter")), "{want}: {report:?}");
-        assert!(report.failed.iter().any(|e| e.contains("keeping")), "{report:?}");
+        let failed: Vec<String> = report.failed.iter().map(ToString::to_string).collect();
+        assert!(failed.iter().any(|e| e.contains(want) && e.contains("counter")), "{want}: {report:?}");
+        assert!(failed.iter().any(|e| e.contains("keeping")), "{report:?}");
         c.send_text("tick").await;
         assert_eq!(c.recv_text().await, format!("v1 {}", n + 2));
     }
@@ -197,7 +218,7 @@ async fn a_bad_new_version_leaves_the_old_one_serving() {
 async fn plugin_directories_come_and_go_and_routes_move() {
     let dir = tempdir();
     swap_plugin_dir(&dir, "echo", "/echo", &wasm_bytes("echo"), "");
-    let server = SwapServer::start(&dir, false).await;
+    let server = TestServer::watch(&dir, false).await;
     assert!(Client::connect(&server.url("/count")).await.is_err());
 
     // Added at runtime.
@@ -235,7 +256,7 @@ async fn plugin_directories_come_and_go_and_routes_move() {
 async fn the_watcher_picks_up_a_new_component_by_itself() {
     let dir = tempdir();
     let plugin = swap_plugin_dir(&dir, "echo", "/echo", &wasm_bytes("echo"), "");
-    let server = SwapServer::start(&dir, true).await;
+    let server = TestServer::watch(&dir, true).await;
     let mut c = server.connect("/echo").await;
     assert_eq!(c.recv_text().await, "Welcome to the chat room!");
     replace_file(&plugin.join("plugin.wasm"), &wasm_bytes("echo-v2"));
@@ -275,7 +296,7 @@ async fn with_build_a_source_change_is_rebuilt_and_swapped_in() {
     );
     std::fs::create_dir_all(plugin.join("src")).unwrap();
     std::fs::write(plugin.join("src/echo.wasm"), wasm_bytes("echo")).unwrap();
-    let server = SwapServer::start_with_build(&dir, true, true).await;
+    let server = TestServer::watch_with_build(&dir, true, true).await;
     let mut c = server.connect("/echo").await;
     assert_eq!(c.recv_text().await, "Welcome to the chat room!");
     replace_file(&plugin.join("src/echo.wasm"), &wasm_bytes("echo-v2"));
@@ -297,7 +318,7 @@ async fn with_build_a_source_change_is_rebuilt_and_swapped_in() {
 async fn a_plugin_without_lifecycle_still_swaps_and_recovers() {
     let dir = tempdir();
     let plugin = swap_plugin_dir(&dir, "bare", "/bare", &wasm_bytes("bare"), "");
-    let server = SwapServer::start(&dir, false).await;
+    let server = TestServer::watch(&dir, false).await;
     let mut c = server.connect("/bare").await;
     assert_eq!(c.recv_text().await, "bare here");
     // A trap: a fresh instance (nothing to restore into), client kept.

@@ -14,9 +14,9 @@ use futures_util::{SinkExt, StreamExt};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
-use wasock::endpoint::Sessions;
+use wasock::plugins::{self, Source};
 use wasock::runtime::{CompileCache, CompiledPlugin, Runtime};
-use wasock::plugins;
+use wasock::session::Sessions;
 use wasock_bench::Latencies;
 use wasock_tests::{TestServer, plugins_dir, tempdir, test_config};
 
@@ -34,7 +34,7 @@ fn load(runtime: &Runtime, name: &str) -> (CompiledPlugin, Duration, u64) {
     let manifest = manifests.into_iter().next().unwrap_or_else(|| panic!("no plugin {name}"));
     let size = std::fs::metadata(&manifest.component).map(|m| m.len()).unwrap_or(0);
     let started = Instant::now();
-    let plugin = CompiledPlugin::load(runtime, &manifest).unwrap_or_else(|e| panic!("{e}"));
+    let plugin = Source::read(manifest).and_then(|s| s.compile(runtime)).unwrap_or_else(|e| panic!("{e}"));
     (plugin, started.elapsed(), size)
 }
 
@@ -44,7 +44,8 @@ fn instantiate(plugin: &CompiledPlugin, n: usize) -> Duration {
         .map(|_| {
             let sessions = Sessions::new(plugin.name.clone(), &plugin.limits);
             let started = Instant::now();
-            let (store, _) = plugin.instantiate(sessions).map_err(|(e, _)| e).unwrap();
+            let mut store = plugin.store(sessions);
+            plugin.start(&mut store).unwrap();
             let took = started.elapsed();
             drop(store);
             took
@@ -84,7 +85,8 @@ async fn main() {
         load(&cached, name); // fills the cache
         let (plugin, warm, _) = load(&cached, name);
         let ready = instantiate(&plugin, 21);
-        let server = TestServer::serve(test_config(), vec![Arc::new(plugin)]).await;
+        drop(plugin);
+        let server = TestServer::serve_on(cached.clone(), test_config(), vec![plugins_dir().join(name)], false).await;
         round_trips(&server, route, Duration::from_millis(300)).await; // warm-up
         let (lat, mean) = round_trips(&server, route, Duration::from_secs(secs)).await;
         server.shutdown().await;
@@ -92,7 +94,9 @@ async fn main() {
         let (p50, p99, _) = lat.summary();
         rows.push((name, twin, size, cold, warm, ready, p50, p99, mean));
     }
-    println!("| plugin | component | cold compile | cached load | instantiate | round trip p50 / p99 | mean | cost vs Rust twin |");
+    println!(
+        "| plugin | component | cold compile | cached load | instantiate | round trip p50 / p99 | mean | cost vs Rust twin |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for (name, twin, size, cold, warm, ready, p50, p99, mean) in rows {
         let extra = if name == twin {
@@ -114,9 +118,17 @@ async fn main() {
 }
 
 fn ms(d: Duration) -> String {
-    if d >= Duration::from_secs(1) { format!("{:.1} s", d.as_secs_f64()) } else { format!("{:.1} ms", d.as_secs_f64() * 1e3) }
+    if d >= Duration::from_secs(1) {
+        format!("{:.1} s", d.as_secs_f64())
+    } else {
+        format!("{:.1} ms", d.as_secs_f64() * 1e3)
+    }
 }
 
 fn human(bytes: u64) -> String {
-    if bytes >= 1 << 20 { format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64) } else { format!("{} KiB", bytes >> 10) }
+    if bytes >= 1 << 20 {
+        format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+    } else {
+        format!("{} KiB", bytes >> 10)
+    }
 }

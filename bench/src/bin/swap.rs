@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use wasock_bench::Latencies;
-use wasock_tests::{SwapServer, logs, replace_file, swap_plugin_dir, tempdir, wasm_bytes};
+use wasock_tests::{TestServer, logs, replace_file, swap_plugin_dir, tempdir, wasm_bytes};
 
 const CLIENTS: usize = 4;
 
@@ -31,7 +31,7 @@ async fn main() {
     let swaps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
     let dir = tempdir();
     let plugin = swap_plugin_dir(&dir, "echo", "/echo", &wasm_bytes("echo"), "");
-    let server = SwapServer::start(&dir, true).await;
+    let server = TestServer::watch(&dir, true).await;
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
     let samples: Arc<Mutex<Vec<Sample>>> = Arc::default();
@@ -78,7 +78,9 @@ async fn main() {
         let answered = loop {
             tokio::time::sleep(Duration::from_millis(1)).await;
             let s = samples.lock().unwrap();
-            if let Some((at, _, _)) = s.iter().rev().take_while(|(at, _, _)| *at > written).find(|(_, _, v2)| *v2 == to_v2).copied() {
+            if let Some((at, _, _)) =
+                s.iter().rev().take_while(|(at, _, _)| *at > written).find(|(_, _, v2)| *v2 == to_v2).copied()
+            {
                 break at;
             }
         };
@@ -100,7 +102,12 @@ async fn main() {
             "| {} | {:.0} | {}/{}/{} | {}/{}/{} |",
             swap + 1,
             latency.as_secs_f64() * 1000.0,
-            b.0, b.1, b.2, a.0, a.1, a.2
+            b.0,
+            b.1,
+            b.2,
+            a.0,
+            a.1,
+            a.2
         );
     }
     stop.store(true, Ordering::Relaxed);
@@ -120,9 +127,21 @@ async fn main() {
         .collect();
     let round_trips = samples.lock().unwrap().len();
     println!();
-    println!("all swaps: before p50/p99/max {}/{}/{} us, around {}/{}/{} us (ratio p99 {:.2})", b.0, b.1, b.2, a.0, a.1, a.2, a.1 as f64 / b.1 as f64);
+    println!(
+        "all swaps: before p50/p99/max {}/{}/{} us, around {}/{}/{} us (ratio p99 {:.2})",
+        b.0,
+        b.1,
+        b.2,
+        a.0,
+        a.1,
+        a.2,
+        a.1 as f64 / b.1 as f64
+    );
     println!("swap latency ms: {:?}", latencies.iter().map(|d| d.as_millis()).collect::<Vec<_>>());
     println!("endpoint switch us (snapshot+instantiate+restore): {switches:?}; compile ms: {compiles:?}");
-    println!("{round_trips} round trips by {CLIENTS} clients; lost/duplicated/reordered or dropped: {}", errors.load(Ordering::Relaxed));
+    println!(
+        "{round_trips} round trips by {CLIENTS} clients; lost/duplicated/reordered or dropped: {}",
+        errors.load(Ordering::Relaxed)
+    );
     server.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! `wasock check PATH...`: validates manifests and components without
 //! serving, and prints what each component imports and exports.
 
-use crate::loader;
+use super::serve::CacheArgs;
+use crate::plugins;
 use crate::runtime::Runtime;
 use clap::Args;
 use std::path::PathBuf;
@@ -10,6 +11,8 @@ use std::process::ExitCode;
 /// Arguments of `wasock check`.
 #[derive(Debug, Args)]
 pub struct Check {
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Plugin directories, or directories holding plugin directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -19,8 +22,8 @@ impl Check {
     /// Checks each plugin; fails if any is broken.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         // Checking warms the compile cache for the next `serve`.
-        let runtime = Runtime::with_cache(super::serve::compile_cache(None, false))?;
-        let loaded = loader::load(&runtime, &self.paths, false);
+        let runtime = Runtime::with_cache(self.cache.compile_cache())?;
+        let loaded = plugins::load(&runtime, &self.paths);
         for (manifest, plugin) in &loaded.plugins {
             println!("ok   {} {} ({})", plugin.name, plugin.route, manifest.component.display());
             for name in &plugin.imports {

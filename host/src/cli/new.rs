@@ -110,9 +110,7 @@ fn plugin_name(path: &Path) -> anyhow::Result<String> {
 /// The guest SDK's absolute path, as a TOML string's contents.
 fn rust_sdk(given: Option<PathBuf>) -> anyhow::Result<String> {
     let sdk = given.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk"));
-    let sdk = sdk
-        .canonicalize()
-        .with_context(|| format!("no guest SDK at {} (pass --sdk DIR)", sdk.display()))?;
+    let sdk = sdk.canonicalize().with_context(|| format!("no guest SDK at {} (pass --sdk DIR)", sdk.display()))?;
     if !sdk.join("Cargo.toml").is_file() {
         bail!("{} is not the wasock-guest crate (pass --sdk DIR)", sdk.display());
     }

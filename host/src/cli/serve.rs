@@ -1,12 +1,10 @@
-//! `wasock serve [--listen ADDR] [--build] PATH...`: loads the plugins, starts
-//! one endpoint per plugin and serves until ctrl-c or SIGTERM, swapping in
-//! plugins as they change on disk (or on SIGHUP).
+//! `wasock serve [--listen ADDR] [--build] PATH...`: turns the flags into a
+//! [`Server`] and serves until ctrl-c or SIGTERM (the server swaps in
+//! plugins as they change on disk, or on SIGHUP).
 
+use crate::app::Server;
 use crate::config::ServerConfig;
 use crate::runtime::{CompileCache, Runtime};
-use crate::server;
-use crate::supervisor::{Rebuild, Supervisor, watch};
-use anyhow::Context;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,13 +43,8 @@ pub struct Serve {
     /// Seconds graceful shutdown waits for sessions to close.
     #[arg(long, default_value_t = ServerConfig::default().shutdown_timeout.as_secs())]
     shutdown_timeout: u64,
-    /// Where compiled plugins are cached [default: $WASOCK_CACHE_DIR,
-    /// $XDG_CACHE_HOME/wasock or ~/.cache/wasock].
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Compile every plugin from scratch; read and write no cache.
-    #[arg(long, conflicts_with = "cache_dir")]
-    no_cache: bool,
+    #[command(flatten)]
+    cache: CacheArgs,
     /// Plugin directories, or directories holding plugin directories.
     #[arg(required = true)]
     paths: Vec<PathBuf>,
@@ -60,7 +53,7 @@ pub struct Serve {
 impl Serve {
     /// Serves until a shutdown signal.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
-        let config = Arc::new(ServerConfig {
+        let config = ServerConfig {
             max_connections: self.max_connections.max(1),
             handshake_timeout: Duration::from_secs(self.handshake_timeout.max(1)),
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
@@ -68,27 +61,28 @@ impl Serve {
             pong_timeout: Duration::from_secs(self.pong_timeout.max(1)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
             ..ServerConfig::default()
-        });
-        let runtime = Arc::new(Runtime::with_cache(compile_cache(self.cache_dir, self.no_cache))?);
+        };
+        let runtime = Arc::new(Runtime::with_cache(self.cache.compile_cache())?);
         let tokio = tokio::runtime::Runtime::new()?;
         tokio.block_on(async {
-            let mut supervisor = Supervisor::new(runtime, config.clone(), self.paths, self.build);
-            let initial = if self.build { Rebuild::All } else { Rebuild::None };
-            supervisor.reload(initial).await;
-            if supervisor.is_empty() && self.no_watch {
+            let server = Server::builder(runtime, self.paths)
+                .config(config)
+                .build_plugins(self.build)
+                .watch(!self.no_watch)
+                .listen(self.listen)
+                .start()
+                .await?;
+            let addr = server.local_addr();
+            let routes = server.routes();
+            if routes.is_empty() && self.no_watch {
+                server.stop().await;
                 anyhow::bail!("no plugin could be served");
             }
-            let listener = server::bind(self.listen, config.listen_backlog)
-                .with_context(|| format!("cannot listen on {}", self.listen))?;
-            let addr = listener.local_addr()?;
-            for (route, endpoint) in supervisor.routes().load().iter() {
-                tracing::info!(plugin = %endpoint.name(), "serving ws://{addr}{route}");
+            for (route, plugin) in routes {
+                tracing::info!(plugin = %plugin, "serving ws://{addr}{route}");
             }
-            let routes = supervisor.routes();
-            let supervisor = watch::spawn(supervisor, !self.no_watch)?;
             tracing::info!("listening on {addr}");
-            server::run(listener, routes, config, shutdown_signal()).await;
-            supervisor.stop().await.shutdown().await;
+            server.run_until(shutdown_signal()).await;
             tracing::info!("server stopped");
             anyhow::Ok(())
         })?;
@@ -96,18 +90,33 @@ impl Serve {
     }
 }
 
-/// The compile cache the flags ask for: `--no-cache`, `--cache-dir`, or the
-/// default location (none if there is no home directory to put it in).
-pub(super) fn compile_cache(dir: Option<PathBuf>, disabled: bool) -> Option<CompileCache> {
-    if disabled {
-        return None;
+/// Where compiled plugins are cached (`serve` and `check`).
+#[derive(Debug, Args)]
+pub(super) struct CacheArgs {
+    /// Where compiled plugins are cached [default: $WASOCK_CACHE_DIR,
+    /// $XDG_CACHE_HOME/wasock or ~/.cache/wasock].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every plugin from scratch; read and write no cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    /// The compile cache the flags ask for: `--no-cache`, `--cache-dir`, or
+    /// the default location (none if there is no home directory to put it
+    /// in).
+    pub(super) fn compile_cache(self) -> Option<CompileCache> {
+        if self.no_cache {
+            return None;
+        }
+        let cache = self.cache_dir.or_else(CompileCache::default_dir).map(CompileCache::new);
+        match &cache {
+            Some(c) => tracing::debug!(dir = %c.dir().display(), "compile cache"),
+            None => tracing::warn!("no compile cache: set --cache-dir or WASOCK_CACHE_DIR"),
+        }
+        cache
     }
-    let cache = dir.or_else(CompileCache::default_dir).map(CompileCache::new);
-    match &cache {
-        Some(c) => tracing::debug!(dir = %c.dir().display(), "compile cache"),
-        None => tracing::warn!("no compile cache: set --cache-dir or WASOCK_CACHE_DIR"),
-    }
-    cache
 }
 
 /// Resolves on ctrl-c or SIGTERM.

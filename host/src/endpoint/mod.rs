@@ -3,25 +3,21 @@
 //! Connection tasks send [`Event`]s into the endpoint's bounded queue; the
 //! endpoint's own thread takes them in order and calls the plugin
 //! synchronously (the cheapest way into wasm), and the plugin's writes go to
-//! the sessions' outbound queues without blocking.
+//! the sessions' outbound queues ([`crate::session`]) without blocking.
 //!
-//! - [`actor`]: the thread that owns the plugin's store and recovers from traps.
-//! - [`sessions`]: the registry of live sessions and plugin-held handles.
-//! - [`queue`]: the endpoint's bounded event queue.
-//! - [`outbound`]: each session's bounded outbound queue.
+//! - [`actor`]: the thread's event loop: dispatch, swap, retire.
+//! - [`recovery`]: what a trap leads to: a fresh instance, or a back-off.
+//! - [`queue`]: the endpoint's bounded event queue and its batching policy.
 
 mod actor;
-pub mod outbound;
 mod queue;
-mod sessions;
-
-pub use sessions::{AttachError, SessionId, Sessions, close_frame};
+mod recovery;
 
 use crate::config::ServerConfig;
 use crate::manifest::Limits;
 use crate::runtime::CompiledPlugin;
+use crate::session::{NewSession, SessionId};
 use bytes::Bytes;
-use outbound::OutboundTx;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -32,16 +28,7 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 #[derive(Debug)]
 pub enum Event {
     /// A client completed the WebSocket handshake.
-    Connected {
-        /// The new session.
-        id: SessionId,
-        /// Request path.
-        path: String,
-        /// Request query, without `?`.
-        query: Option<String>,
-        /// Where the plugin's writes to this session go.
-        out: OutboundTx,
-    },
+    Connected(NewSession),
     /// A text message arrived.
     Text {
         /// The session.
@@ -91,14 +78,14 @@ pub struct SwapReport {
 }
 
 /// Why a swap did not happen; the old version keeps serving.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum SwapError {
     /// The new version could not be instantiated.
-    #[error("the new version cannot start: {0}")]
-    Start(String),
+    #[error("the new version cannot start: {0:#}")]
+    Start(wasmtime::Error),
     /// The new version trapped in `restore`.
-    #[error("the new version trapped in restore: {0}")]
-    Restore(String),
+    #[error("the new version trapped in restore: {0:#}")]
+    Restore(wasmtime::Error),
     /// The endpoint is not running.
     #[error("the endpoint is not running")]
     Gone,
@@ -106,12 +93,13 @@ pub enum SwapError {
 
 /// The endpoint's queue is gone (it has shut down).
 #[derive(Debug, thiserror::Error)]
-#[error("endpoint `{0}` is not running")]
-pub struct EndpointGone(pub Arc<str>);
+#[error("the endpoint is not running")]
+pub struct EndpointGone;
 
-/// What the network side needs to know about an endpoint.
+/// Who may connect to an endpoint: its connection cap and back-off, shared
+/// by the network side (which admits) and the actor (which backs off).
 #[derive(Debug)]
-pub struct EndpointInfo {
+pub struct AdmissionControl {
     /// The plugin's name.
     pub name: Arc<str>,
     /// The plugin's limits (replaced when a new version is swapped in).
@@ -122,7 +110,7 @@ pub struct EndpointInfo {
     refusing_until: Mutex<Option<Instant>>,
 }
 
-impl EndpointInfo {
+impl AdmissionControl {
     /// The new version's limits, for connections made from now on.
     pub(crate) fn replace_limits(&self, limits: Arc<Limits>) {
         self.limits.store(limits);
@@ -152,9 +140,9 @@ pub enum Refusal {
 
 /// Counts one admitted connection until dropped.
 #[derive(Debug)]
-pub struct Admission(Arc<EndpointInfo>);
+pub struct Admitted(Arc<AdmissionControl>);
 
-impl Drop for Admission {
+impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
@@ -163,7 +151,9 @@ impl Drop for Admission {
 /// A cheap, cloneable way to send events to an endpoint.
 #[derive(Clone)]
 pub struct EndpointHandle {
-    info: Arc<EndpointInfo>,
+    /// The endpoint's admission control (and the plugin's name and limits).
+    info: Arc<AdmissionControl>,
+    /// Its event queue.
     tx: Arc<queue::EventTx>,
 }
 
@@ -186,7 +176,7 @@ impl EndpointHandle {
 
     /// Admits one more connection, unless the endpoint is full or backing
     /// off.
-    pub fn admit(&self) -> Result<Admission, Refusal> {
+    pub fn admit(&self) -> Result<Admitted, Refusal> {
         {
             let mut until = self.info.refusing_until.lock().unwrap_or_else(|e| e.into_inner());
             match *until {
@@ -196,61 +186,43 @@ impl EndpointHandle {
             }
         }
         let max = self.info.limits.load().max_connections;
-        let admitted = self
-            .info
-            .connections
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
+        let admitted =
+            self.info.connections.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
         match admitted {
-            Ok(_) => Ok(Admission(self.info.clone())),
+            Ok(_) => Ok(Admitted(self.info.clone())),
             Err(_) => Err(Refusal::Full),
         }
     }
 
     /// Queues an event, waiting while the endpoint's queue is full.
     pub async fn send(&self, event: Event) -> Result<(), EndpointGone> {
-        self.tx
-            .send(event)
-            .await
-            .map_err(|_| EndpointGone(self.info.name.clone()))
+        self.tx.send(event).await.map_err(|_| EndpointGone)
     }
 }
 
 /// A running endpoint: the handle to its queue and its thread.
+#[derive(Debug)]
 pub struct Endpoint {
+    /// What connection tasks and the supervisor send events through.
     handle: EndpointHandle,
+    /// The actor's thread, joined when the endpoint stops.
     thread: std::thread::JoinHandle<()>,
-    route: String,
 }
 
 impl Endpoint {
     /// Instantiates `plugin` and starts its thread. Fails if the first
     /// instantiation fails (e.g. the component traps in its start function).
-    pub fn start(
-        plugin: Arc<CompiledPlugin>,
-        config: Arc<ServerConfig>,
-    ) -> anyhow::Result<Self> {
+    pub fn start(plugin: Arc<CompiledPlugin>, config: Arc<ServerConfig>) -> anyhow::Result<Self> {
         let (tx, rx) = queue::channel(config.event_queue_capacity);
-        let route = plugin.route.clone();
-        let info = Arc::new(EndpointInfo {
+        let info = Arc::new(AdmissionControl {
             name: plugin.name.clone(),
             limits: arc_swap::ArcSwap::new(plugin.limits.clone()),
             connections: AtomicUsize::new(0),
             refusing_until: Mutex::new(None),
         });
         let actor = actor::Actor::new(plugin, info.clone(), rx)?;
-        let thread = std::thread::Builder::new()
-            .name(format!("wasock-ep-{}", info.name))
-            .spawn(move || actor.run())?;
-        Ok(Self {
-            handle: EndpointHandle { info, tx: Arc::new(tx) },
-            thread,
-            route,
-        })
-    }
-
-    /// The route it was started on.
-    pub fn route(&self) -> &str {
-        &self.route
+        let thread = std::thread::Builder::new().name(format!("wasock-ep-{}", info.name)).spawn(move || actor.run())?;
+        Ok(Self { handle: EndpointHandle { info, tx: Arc::new(tx) }, thread })
     }
 
     /// A handle for connection tasks.
@@ -262,11 +234,7 @@ impl Endpoint {
     /// events queued meanwhile go to the new version, in order.
     pub async fn swap(&self, plugin: Arc<CompiledPlugin>) -> Result<SwapReport, SwapError> {
         let (done, outcome) = oneshot::channel();
-        self.handle
-            .tx
-            .send(Event::Swap { plugin, done })
-            .await
-            .map_err(|_| SwapError::Gone)?;
+        self.handle.tx.send(Event::Swap { plugin, done }).await.map_err(|_| SwapError::Gone)?;
         outcome.await.unwrap_or(Err(SwapError::Gone))
     }
 

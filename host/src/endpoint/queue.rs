@@ -8,12 +8,30 @@
 //! on the taking side (tokio's bounded channel took a semaphore permit and
 //! gave it back under a mutex for every event). When the queue is empty the
 //! thread sleeps on a condition variable; a push wakes it only then.
+//!
+//! [`EventRx::next_batched`] is the thread's policy on top: when to let the
+//! replies of the events handled so far go out (flush the connections'
+//! wake-ups), and how long to spin before sleeping.
 
 use super::Event;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// How often an idle endpoint thread yields before it sleeps.
+const SPIN_YIELDS: u32 = 32;
+
+/// Most events handled before the connections they answered are woken.
+const WAKE_BATCH: u32 = 64;
+
+/// Longest a reply waits for its connection to be woken under load (checked
+/// every [`CLOCK_EVERY`] events).
+const WAKE_AFTER: Duration = Duration::from_millis(1);
+
+/// How many events pass between looks at the clock for [`WAKE_AFTER`].
+const CLOCK_EVERY: u32 = 4;
 
 /// What both ends share.
 struct Inner {
@@ -44,6 +62,10 @@ pub(super) struct EventRx {
     inner: Arc<Inner>,
     /// Events taken from the queue, not yet handed out.
     batch: VecDeque<Event>,
+    /// Events handed out since the last flush.
+    since_flush: u32,
+    /// When the last flush was.
+    flushed_at: Instant,
 }
 
 /// The receiving end is gone.
@@ -71,7 +93,8 @@ pub(super) fn channel(capacity: usize) -> (EventTx, EventRx) {
         arrived: Condvar::new(),
         capacity: capacity.max(1),
     });
-    (EventTx(inner.clone()), EventRx { inner, batch: VecDeque::new() })
+    let rx = EventRx { inner: inner.clone(), batch: VecDeque::new(), since_flush: 0, flushed_at: Instant::now() };
+    (EventTx(inner), rx)
 }
 
 impl Inner {
@@ -116,6 +139,43 @@ impl Drop for EventTx {
 }
 
 impl EventRx {
+    /// The next event, calling `flush` first when the replies of the events
+    /// handed out so far are due: when the queue runs dry, or under
+    /// constant load every [`WAKE_BATCH`] events or [`WAKE_AFTER`] (a slow
+    /// plugin's replies do not wait for a whole batch). `None` once every
+    /// sender is gone and the queue is empty.
+    ///
+    /// When the queue is empty the thread yields the CPU a few times before
+    /// it sleeps: connection tasks that run meanwhile (on this core, when
+    /// the server has one) queue their events without having to wake it, so
+    /// the thread takes them as one batch instead of a wake-up and two
+    /// context switches per message.
+    pub(super) fn next_batched(&mut self, flush: impl FnOnce()) -> Option<Event> {
+        self.since_flush += 1;
+        // The clock is read every few events only: it costs as much as
+        // queueing an event.
+        let fresh = self.since_flush < WAKE_BATCH
+            && (!self.since_flush.is_multiple_of(CLOCK_EVERY) || self.flushed_at.elapsed() < WAKE_AFTER);
+        if fresh {
+            match self.try_recv() {
+                Ok(event) => return Some(event),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        self.since_flush = 0;
+        self.flushed_at = Instant::now();
+        flush();
+        for _ in 0..SPIN_YIELDS {
+            match self.try_recv() {
+                Ok(event) => return Some(event),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => std::thread::yield_now(),
+            }
+        }
+        self.blocking_recv()
+    }
+
     /// The next event if one is queued.
     pub(super) fn try_recv(&mut self) -> Result<Event, TryRecvError> {
         if let Some(event) = self.batch.pop_front() {
@@ -143,7 +203,6 @@ impl EventRx {
             }
         }
     }
-
 }
 
 /// Moves every queued event into `batch` and returns the first.
@@ -204,6 +263,27 @@ mod tests {
         drop(tx);
         assert_eq!(rx.try_recv().err(), Some(TryRecvError::Disconnected));
         assert!(rx.blocking_recv().is_none());
+    }
+
+    #[test]
+    fn replies_are_flushed_when_the_queue_runs_dry() {
+        let (tx, mut rx) = channel(8);
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        rt.block_on(async {
+            tx.send(event(1)).await.unwrap();
+            tx.send(event(2)).await.unwrap();
+        });
+        let mut flushes = 0;
+        assert_eq!(id(rx.next_batched(|| flushes += 1).unwrap()), 1);
+        assert_eq!(id(rx.next_batched(|| flushes += 1).unwrap()), 2);
+        assert_eq!(flushes, 0, "flushed while events were still queued");
+        let pusher = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            rt.block_on(async { tx.send(event(3)).await.unwrap() });
+        });
+        assert_eq!(id(rx.next_batched(|| flushes += 1).unwrap()), 3);
+        assert_eq!(flushes, 1, "not flushed before waiting for more events");
+        pusher.join().unwrap();
     }
 
     #[test]

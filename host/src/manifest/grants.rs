@@ -46,10 +46,7 @@ impl GrantsV1 {
         for rel in self.read_dirs {
             read_dirs.push(resolve_dir(dir, &rel).map_err(|r| ("grants.read-dirs", r))?);
         }
-        Ok(Grants {
-            env: env.into_iter().collect(),
-            read_dirs,
-        })
+        Ok(Grants { env: env.into_iter().collect(), read_dirs })
     }
 }
 
@@ -67,13 +64,8 @@ fn resolve_dir(dir: &Path, rel: &Path) -> Result<(PathBuf, String), String> {
     if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(format!("`{shown}` escapes the plugin directory (use a path inside it)"));
     }
-    let root = dir
-        .canonicalize()
-        .map_err(|e| format!("cannot resolve the plugin directory: {e}"))?;
-    let host = dir
-        .join(rel)
-        .canonicalize()
-        .map_err(|e| format!("`{shown}`: {e}"))?;
+    let root = dir.canonicalize().map_err(|e| format!("cannot resolve the plugin directory: {e}"))?;
+    let host = dir.join(rel).canonicalize().map_err(|e| format!("`{shown}`: {e}"))?;
     if !host.starts_with(&root) {
         return Err(format!("`{shown}` escapes the plugin directory (use a path inside it)"));
     }

@@ -162,10 +162,8 @@ impl Manifest {
     /// Reads and validates `<dir>/plugin.toml`.
     pub fn load(dir: &Path) -> Result<Self, ManifestError> {
         let file = dir.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&file).map_err(|source| ManifestError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(&file).map_err(|source| ManifestError::Read { path: file.clone(), source })?;
         Self::parse(&text, dir, file)
     }
 
@@ -174,51 +172,30 @@ impl Manifest {
         let raw: ManifestV1 = match toml::from_str(text) {
             Ok(raw) => raw,
             Err(err) => {
-                return Err(ManifestError::Parse {
-                    path: file,
-                    message: parse_message(text, &err),
-                });
+                return Err(ManifestError::Parse { path: file, message: parse_message(text, &err) });
             }
         };
-        let invalid = |field, reason: &str| ManifestError::InvalidField {
-            path: file.clone(),
-            field,
-            reason: reason.to_owned(),
-        };
+        let invalid =
+            |field, reason: &str| ManifestError::InvalidField { path: file.clone(), field, reason: reason.to_owned() };
         if raw.manifest_version != MANIFEST_VERSION {
-            return Err(ManifestError::UnsupportedVersion {
-                path: file,
-                found: raw.manifest_version,
-            });
+            return Err(ManifestError::UnsupportedVersion { path: file, found: raw.manifest_version });
         }
         if raw.name.is_empty()
-            || !raw
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+            || !raw.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
         {
-            return Err(invalid(
-                "name",
-                "must be non-empty lowercase letters, digits, `-` or `_`",
-            ));
+            return Err(invalid("name", "must be non-empty lowercase letters, digits, `-` or `_`"));
         }
         validate_route(&raw.route).map_err(|reason| invalid("route", reason))?;
         if raw.component.as_os_str().is_empty() {
             return Err(invalid("component", "must name the component file"));
         }
         raw.limits.validate().map_err(|(field, reason)| invalid(field, reason))?;
-        let grants = raw
-            .grants
-            .resolve(dir)
-            .map_err(|(field, reason)| invalid(field, &reason))?;
+        let grants = raw.grants.resolve(dir).map_err(|(field, reason)| invalid(field, &reason))?;
         let build = match raw.build {
             Some(b) if b.command.trim().is_empty() => {
                 return Err(invalid("build.command", "must not be empty"));
             }
-            Some(b) => Some(BuildCommand {
-                command: b.command,
-                workdir: dir.join(b.workdir.unwrap_or_default()),
-            }),
+            Some(b) => Some(BuildCommand { command: b.command, workdir: dir.join(b.workdir.unwrap_or_default()) }),
             None => None,
         };
         Ok(Self {
@@ -270,8 +247,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<Manifest, String> {
-        Manifest::parse(text, Path::new("p"), PathBuf::from("p/plugin.toml"))
-            .map_err(|e| e.to_string())
+        Manifest::parse(text, Path::new("p"), PathBuf::from("p/plugin.toml")).map_err(|e| e.to_string())
     }
 
     const GOOD: &str = "manifest-version = 1\nname = \"echo\"\nroute = \"/echo\"\ncomponent = \"echo.wasm\"\n";

@@ -108,10 +108,8 @@ impl CompileCache {
         match deserialize(engine, &data[HEADER..]) {
             Ok(component) => {
                 // Touched on use: pruning removes the least recently used.
-                let _ = std::fs::File::options()
-                    .append(true)
-                    .open(entry)
-                    .and_then(|f| f.set_modified(SystemTime::now()));
+                let _ =
+                    std::fs::File::options().append(true).open(entry).and_then(|f| f.set_modified(SystemTime::now()));
                 Some(component)
             }
             Err(e) => {

@@ -5,15 +5,14 @@
 //! and never blocks: writes go to bounded per-session queues.
 
 use super::bindings::wasock::plugin::{endpoint, types};
-use crate::endpoint::outbound::QueueError;
-use crate::endpoint::{AttachError, SessionId, Sessions};
 use crate::manifest::Limits;
+use crate::session::{AttachError, QueueError, SessionId, Sessions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, StoreLimits};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// Marker type for the `session` resource; its rep indexes the registry's
 /// handle table.
@@ -24,8 +23,9 @@ pub struct SessionResource;
 pub struct HostState {
     /// The endpoint's sessions. Moved to the next store when the instance is
     /// replaced, so it survives traps and upgrades.
-    pub(crate) sessions: Sessions,
-    /// WASI context: no preopens, no env, no network; stdio to the log.
+    sessions: Sessions,
+    /// WASI context: only what the manifest grants; stdio to the log. Set
+    /// when the instance starts.
     wasi: WasiCtx,
     /// Resource table for WASI's own resources.
     table: ResourceTable,
@@ -36,15 +36,10 @@ pub struct HostState {
 }
 
 impl HostState {
-    /// A state for a new instance, taking over `sessions`.
-    pub(crate) fn new(sessions: Sessions, wasi: WasiCtx, store_limits: StoreLimits, limits: Arc<Limits>) -> Self {
-        Self {
-            sessions,
-            wasi,
-            table: ResourceTable::new(),
-            store_limits,
-            limits,
-        }
+    /// A state for a new instance, taking over `sessions`; no WASI access
+    /// until [`set_wasi`](Self::set_wasi).
+    pub(crate) fn new(sessions: Sessions, store_limits: StoreLimits, limits: Arc<Limits>) -> Self {
+        Self { sessions, wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new(), store_limits, limits }
     }
 
     /// How long one plugin call may take.
@@ -52,9 +47,14 @@ impl HostState {
         self.limits.call_deadline()
     }
 
-    /// Gives the session registry back when the store is discarded.
-    pub(crate) fn into_sessions(self) -> Sessions {
-        self.sessions
+    /// The endpoint's sessions.
+    pub fn sessions(&mut self) -> &mut Sessions {
+        &mut self.sessions
+    }
+
+    /// The instance's WASI context.
+    pub(crate) fn set_wasi(&mut self, wasi: WasiCtx) {
+        self.wasi = wasi;
     }
 
     /// The store's resource limiter.
@@ -80,10 +80,7 @@ impl HostState {
 
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -91,7 +88,7 @@ impl types::Host for HostState {}
 
 impl types::HostSession for HostState {
     fn open(&mut self, id: SessionId) -> wasmtime::Result<Option<Resource<SessionResource>>> {
-        Ok(self.sessions.open(id).map(Resource::new_own))
+        Ok(self.sessions.lookup(id).map(Resource::new_own))
     }
 
     fn id(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<SessionId> {
@@ -100,12 +97,12 @@ impl types::HostSession for HostState {
 
     fn path(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<String> {
         let id = self.session_of(&this)?;
-        Ok(self.sessions.get(id).map(|l| l.path.clone()).unwrap_or_default())
+        Ok(self.sessions.path(id).map(str::to_owned).unwrap_or_default())
     }
 
     fn query(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<Option<String>> {
         let id = self.session_of(&this)?;
-        Ok(self.sessions.get(id).and_then(|l| l.query.clone()))
+        Ok(self.sessions.query(id).map(str::to_owned))
     }
 
     fn is_open(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<bool> {
@@ -130,36 +127,23 @@ impl types::HostSession for HostState {
         }))
     }
 
-    fn write_text(
-        &mut self,
-        this: Resource<SessionResource>,
-        text: String,
-    ) -> wasmtime::Result<types::SendStatus> {
+    fn write_text(&mut self, this: Resource<SessionResource>, text: String) -> wasmtime::Result<types::SendStatus> {
         self.send(&this, Message::text(text))
     }
 
-    fn write_data(
-        &mut self,
-        this: Resource<SessionResource>,
-        data: Vec<u8>,
-    ) -> wasmtime::Result<types::SendStatus> {
+    fn write_data(&mut self, this: Resource<SessionResource>, data: Vec<u8>) -> wasmtime::Result<types::SendStatus> {
         self.send(&this, Message::binary(data))
     }
 
     fn close(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<()> {
         let id = self.session_of(&this)?;
-        self.sessions.close(id, None, "");
+        self.sessions.close_by_plugin(id, None, "");
         Ok(())
     }
 
-    fn close_with(
-        &mut self,
-        this: Resource<SessionResource>,
-        code: u16,
-        reason: String,
-    ) -> wasmtime::Result<()> {
+    fn close_with(&mut self, this: Resource<SessionResource>, code: u16, reason: String) -> wasmtime::Result<()> {
         let id = self.session_of(&this)?;
-        self.sessions.close(id, Some(code), &reason);
+        self.sessions.close_by_plugin(id, Some(code), &reason);
         Ok(())
     }
 

@@ -32,11 +32,22 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// The engine, the linker with every host import, and the epoch ticker.
 /// Shared by every endpoint.
 pub struct Runtime {
+    /// The engine every plugin is compiled for and runs on.
     engine: Engine,
+    /// WASI and the wasock imports, for every plugin.
     linker: Linker<HostState>,
+    /// Compiled components on disk, if caching.
     cache: Option<CompileCache>,
+    /// The epoch ticker thread.
     ticker: Option<std::thread::JoinHandle<()>>,
+    /// Tells the ticker to stop.
     stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("cache", &self.cache).finish_non_exhaustive()
+    }
 }
 
 impl Runtime {
@@ -66,22 +77,14 @@ impl Runtime {
         let ticker = {
             let engine = engine.clone();
             let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("wasock-epoch".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(EPOCH_TICK);
-                        engine.increment_epoch();
-                    }
-                })?
+            std::thread::Builder::new().name("wasock-epoch".into()).spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    engine.increment_epoch();
+                }
+            })?
         };
-        Ok(Self {
-            engine,
-            linker,
-            cache,
-            ticker: Some(ticker),
-            stop,
-        })
+        Ok(Self { engine, linker, cache, ticker: Some(ticker), stop })
     }
 
     /// The engine.
@@ -95,11 +98,6 @@ impl Runtime {
             Some(cache) => cache.component(&self.engine, bytes, digest),
             None => Ok((Component::new(&self.engine, bytes)?, Origin::Compiled)),
         }
-    }
-
-    /// The compile cache, if there is one.
-    pub fn cache(&self) -> Option<&CompileCache> {
-        self.cache.as_ref()
     }
 
     /// The linker holding WASI and the wasock imports.

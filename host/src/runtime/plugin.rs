@@ -9,8 +9,8 @@ use super::bindings::exports::wasock::plugin::{handler, lifecycle};
 use super::host::HostState;
 use super::stdio::{LogBudget, LogOutput, Stream};
 use super::{Origin, Runtime, deadline_ticks};
-use crate::endpoint::Sessions;
 use crate::manifest::{Grants, Limits, Manifest};
+use crate::session::Sessions;
 use std::path::PathBuf;
 use std::sync::Arc;
 use wasmtime::component::InstancePre;
@@ -105,20 +105,8 @@ impl std::fmt::Debug for CompiledPlugin {
 }
 
 impl CompiledPlugin {
-    /// Reads, compiles and type-checks the component named by `manifest`,
-    /// and starts it once to be sure it can start.
-    pub fn load(runtime: &Runtime, manifest: &Manifest) -> Result<Self, LoadError> {
-        let bytes = std::fs::read(&manifest.component).map_err(|source| LoadError::Read {
-            plugin: manifest.name.clone(),
-            path: manifest.component.clone(),
-            source,
-        })?;
-        Self::from_bytes(runtime, manifest, &bytes, &Digest::of(&bytes))
-    }
-
-    /// Like [`load`](Self::load), for component bytes already read and
-    /// hashed (so the version hashed is exactly the version compiled, and
-    /// the bytes are hashed once).
+    /// Compiles and type-checks component `bytes` (whose digest is
+    /// `digest`) for `manifest`, and starts it once to be sure it can start.
     pub fn from_bytes(
         runtime: &Runtime,
         manifest: &Manifest,
@@ -140,10 +128,7 @@ impl CompiledPlugin {
         let ty = component.component_type();
         let imports = ty.imports(runtime.engine()).map(|(n, _)| n.to_owned()).collect();
         let exports = ty.exports(runtime.engine()).map(|(n, _)| n.to_owned()).collect();
-        let pre = runtime
-            .linker()
-            .instantiate_pre(&component)
-            .map_err(world_error)?;
+        let pre = runtime.linker().instantiate_pre(&component).map_err(world_error)?;
         let handler = handler::GuestIndices::new(&pre).map_err(world_error)?;
         let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
         let compiled = Self {
@@ -162,35 +147,21 @@ impl CompiledPlugin {
         };
         // Typed exports are checked on load: a trial instance catches
         // signature mismatches and start-up traps now, not on first connect.
-        compiled
-            .instantiate(Sessions::new(manifest.name.as_str().into(), &manifest.limits))
-            .map_err(|(e, _)| {
-                let message = format!("{e:#}");
-                if e.downcast_ref::<wasmtime::Trap>().is_some() {
-                    LoadError::Start { plugin: plugin.clone(), path: path.clone(), message }
-                } else {
-                    LoadError::World { plugin: plugin.clone(), path: path.clone(), message }
-                }
-            })?;
+        let mut trial = compiled.store(Sessions::new(compiled.name.clone(), &manifest.limits));
+        compiled.start(&mut trial).map_err(|e| {
+            let message = format!("{e:#}");
+            if e.downcast_ref::<wasmtime::Trap>().is_some() {
+                LoadError::Start { plugin: plugin.clone(), path: path.clone(), message }
+            } else {
+                LoadError::World { plugin: plugin.clone(), path: path.clone(), message }
+            }
+        })?;
         Ok(compiled)
     }
 
-    /// Whether the plugin exports `lifecycle` (`restore` / `snapshot`).
-    pub fn has_lifecycle(&self) -> bool {
-        self.lifecycle.is_some()
-    }
-
-    /// A fresh sandboxed instance in a store of its own, taking over
-    /// `sessions` (given back on failure). Its WASI context grants only what
-    /// the manifest grants; stdout and stderr go to the log.
-    pub fn instantiate(
-        &self,
-        sessions: Sessions,
-    ) -> Result<(Store<HostState>, Exports), (wasmtime::Error, Sessions)> {
-        let wasi = match self.wasi() {
-            Ok(wasi) => wasi,
-            Err(e) => return Err((e, sessions)),
-        };
+    /// A new store for an instance of this plugin, holding `sessions` and
+    /// the sandbox's limits. Nothing runs in it until [`start`](Self::start).
+    pub fn store(&self, sessions: Sessions) -> Store<HostState> {
         let limits = StoreLimitsBuilder::new()
             .memory_size(self.limits.memory_bytes())
             .table_elements(self.limits.table_elements as usize)
@@ -199,16 +170,18 @@ impl CompiledPlugin {
             .memories(8)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(self.pre.engine(), HostState::new(sessions, wasi, limits, self.limits.clone()));
+        let mut store = Store::new(self.pre.engine(), HostState::new(sessions, limits, self.limits.clone()));
         store.limiter(|s| s.limiter());
-        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline()));
-        match self.start(&mut store) {
-            Ok(exports) => Ok((store, exports)),
-            Err(err) => Err((err, store.into_data().into_sessions())),
-        }
+        store
     }
 
-    fn start(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
+    /// Starts a fresh sandboxed instance in `store` (made by
+    /// [`store`](Self::store)). Its WASI context grants only what the
+    /// manifest grants; stdout and stderr go to the log. On failure the
+    /// store, and the sessions in it, stay with the caller.
+    pub fn start(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
+        store.data_mut().set_wasi(self.wasi()?);
+        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline()));
         let instance = self.pre.instantiate(&mut *store)?;
         let handler = self.handler.load(&mut *store, &instance)?;
         let lifecycle = match &self.lifecycle {

@@ -47,14 +47,7 @@ impl LogBudget {
     /// A full budget of `rate` bytes per second.
     pub fn new(rate: usize) -> Self {
         let rate = rate as f64;
-        Self {
-            rate,
-            bucket: Mutex::new(Bucket {
-                tokens: rate * 4.0,
-                last: Instant::now(),
-                dropped: 0,
-            }),
-        }
+        Self { rate, bucket: Mutex::new(Bucket { tokens: rate * 4.0, last: Instant::now(), dropped: 0 }) }
     }
 
     /// Spends `n` bytes if the budget has them. `Ok(dropped)` says how many
@@ -114,10 +107,7 @@ struct LineWriter {
 
 impl LineWriter {
     fn new(out: LogOutput) -> Self {
-        Self {
-            out,
-            line: Vec::new(),
-        }
+        Self { out, line: Vec::new() }
     }
 
     fn write_bytes(&mut self, mut bytes: &[u8]) {
@@ -189,11 +179,7 @@ impl OutputStream for LineWriter {
 }
 
 impl AsyncWrite for LineWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         self.write_bytes(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -24,23 +24,17 @@ const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let mut clock = linker.instance(MONOTONIC_CLOCK)?;
-    clock.func_wrap(
-        "subscribe-duration",
-        |mut store: StoreContextMut<'_, HostState>, (nanos,): (u64,)| {
-            check(store.data(), Duration::from_nanos(nanos))?;
-            let pollable: Resource<DynPollable> = store.data_mut().clocks().subscribe_duration(nanos)?;
-            Ok((pollable,))
-        },
-    )?;
-    clock.func_wrap(
-        "subscribe-instant",
-        |mut store: StoreContextMut<'_, HostState>, (when,): (u64,)| {
-            let now = store.data_mut().clocks().now()?;
-            check(store.data(), Duration::from_nanos(when.saturating_sub(now)))?;
-            let pollable: Resource<DynPollable> = store.data_mut().clocks().subscribe_instant(when)?;
-            Ok((pollable,))
-        },
-    )?;
+    clock.func_wrap("subscribe-duration", |mut store: StoreContextMut<'_, HostState>, (nanos,): (u64,)| {
+        check(store.data(), Duration::from_nanos(nanos))?;
+        let pollable: Resource<DynPollable> = store.data_mut().clocks().subscribe_duration(nanos)?;
+        Ok((pollable,))
+    })?;
+    clock.func_wrap("subscribe-instant", |mut store: StoreContextMut<'_, HostState>, (when,): (u64,)| {
+        let now = store.data_mut().clocks().now()?;
+        check(store.data(), Duration::from_nanos(when.saturating_sub(now)))?;
+        let pollable: Resource<DynPollable> = store.data_mut().clocks().subscribe_instant(when)?;
+        Ok((pollable,))
+    })?;
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -48,7 +42,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 fn check(state: &HostState, wait: Duration) -> wasmtime::Result<()> {
     let limit = state.call_deadline();
     if wait > limit {
-        wasmtime::bail!("the plugin asked to wait {wait:?} in one call; a call may take at most {limit:?} (limits.call-deadline-ms)");
+        wasmtime::bail!(
+            "the plugin asked to wait {wait:?} in one call; a call may take at most {limit:?} (limits.call-deadline-ms)"
+        );
     }
     Ok(())
 }

@@ -7,18 +7,20 @@
 //! task sends exactly one `Disconnected` event as it finishes.
 //!
 //! The loop turns over two or three times for every message, so each turn
-//! waits on three things only: the outbound queue (which also signals a
-//! returned read credit and server shutdown), the socket (only when a read
-//! may find data, see [`super::io`]), and one timer for the heartbeat, the
-//! idle timeout and the closing deadline.
+//! waits on few things: the outbound queue (whose waker also signals a
+//! returned read credit and server shutdown, which rides on it as a flag
+//! check), the socket (only when a read may find data, see [`super::io`]),
+//! and one timer for the heartbeat, the idle timeout and the closing
+//! deadline.
 
-use super::Shared;
+use super::ServerState;
 use super::io::{ReadHint, Readable};
-use crate::endpoint::outbound::{self, OutboundRx, Signal};
-use crate::endpoint::{EndpointHandle, Event, SessionId, close_frame};
+use crate::endpoint::{EndpointHandle, Event};
+use crate::session::{CloseCode, NewSession, SessionId, SessionRx, Signal, close_frame, link, plugin_close_frame};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
@@ -33,26 +35,38 @@ pub(super) type Ws = WebSocketStream<ReadHint<TokioIo<Upgraded>>>;
 /// Most queued messages written before one flush.
 const MAX_BATCH: usize = 256;
 
-/// Runs the session to its end.
+/// A WebSocket session whose handshake is done, about to run.
+pub(super) struct Accepted {
+    /// The socket, framed.
+    pub(super) ws: Ws,
+    /// Whether a read may find data.
+    pub(super) readable: Readable,
+    /// The endpoint serving the route.
+    pub(super) endpoint: EndpointHandle,
+    /// The new session's id.
+    pub(super) id: SessionId,
+    /// Request path.
+    pub(super) path: String,
+    /// Request query, without `?`.
+    pub(super) query: Option<String>,
+    /// The client's address.
+    pub(super) peer: SocketAddr,
+}
+
 /// Whether the server is stopping (and this session not yet closing).
-fn stopping(shared: &Shared, closing: bool) -> Poll<()> {
+fn stopping(shared: &ServerState, closing: bool) -> Poll<()> {
     if !closing && shared.live.stopping() { Poll::Ready(()) } else { Poll::Pending }
 }
 
-pub(super) async fn run(
-    ws: Ws,
-    readable: Readable,
-    endpoint: EndpointHandle,
-    id: SessionId,
-    path: String,
-    query: Option<String>,
-    shared: Arc<Shared>,
-) {
+/// Runs the session to its end.
+#[tracing::instrument(level = "debug", name = "session", skip_all, fields(plugin = %accepted.endpoint.name(), session = accepted.id, peer = %accepted.peer))]
+pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
+    let Accepted { ws, readable, endpoint, id, path, query, .. } = accepted;
     let limits = endpoint.limits();
-    let (out, rx) = outbound::channel(limits.queue_messages, limits.queue_bytes);
-    let connected = Event::Connected { id, path, query, out };
+    let (tx, rx) = link(limits.queue_messages, limits.queue_bytes);
+    let connected = Event::Connected(NewSession { id, path, query, tx });
     let now = Instant::now();
-    let mut session = Session {
+    let mut task = SessionTask {
         ws,
         readable,
         endpoint,
@@ -64,23 +78,28 @@ pub(super) async fn run(
         closing_deadline: None,
         credit: false,
     };
-    if session.endpoint.send(connected).await.is_err() {
-        let frame = close_frame(Some(1011), "endpoint is not running");
-        let _ = session.ws.close(Some(frame)).await;
+    tracing::debug!("connected");
+    if task.endpoint.send(connected).await.is_err() {
+        let frame = close_frame(CloseCode::Error, "endpoint is not running");
+        let _ = task.ws.close(Some(frame)).await;
         return;
     }
-    shared.live.insert(id, rx.gate());
-    session.serve(rx, &shared).await;
+    shared.live.insert(id, rx.waker());
+    task.serve(rx, &shared).await;
     shared.live.remove(id);
-    let _ = session.endpoint.send(Event::Disconnected { id }).await;
-    tracing::debug!(plugin = %session.endpoint.name(), session = id, "disconnected");
+    let _ = task.endpoint.send(Event::Disconnected { id }).await;
+    tracing::debug!("disconnected");
 }
 
-struct Session {
+/// The connection task's state.
+struct SessionTask {
+    /// The socket.
     ws: Ws,
     /// Whether a read may find data.
     readable: Readable,
+    /// Where the client's messages go.
     endpoint: EndpointHandle,
+    /// This session.
     id: SessionId,
     /// When the client last sent anything (a pong counts).
     last_seen: Instant,
@@ -103,17 +122,16 @@ enum Flow {
     End,
 }
 
-impl Session {
-    async fn serve(&mut self, mut rx: OutboundRx, shared: &Shared) {
+impl SessionTask {
+    async fn serve(&mut self, mut rx: SessionRx, shared: &ServerState) {
         let config = &shared.config;
-        let gate = rx.gate();
         let timer = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(timer);
         let mut timer_for = None;
         loop {
             let closing = self.closing_deadline.is_some();
             if !self.credit && !closing {
-                self.credit = gate.try_take_credit();
+                self.credit = rx.try_take_credit();
             }
             // One timer: the closing deadline, else the next ping or the
             // idle timeout. Messages do not move it; it re-checks when due.
@@ -125,7 +143,7 @@ impl Session {
                 timer.as_mut().reset(due);
             }
             let want_credit = !self.credit && !closing;
-            let may_read = closing || (self.credit && !gate.congested());
+            let may_read = closing || (self.credit && !rx.congested());
             let readable = &self.readable;
             let ws = &mut self.ws;
             // Not `biased`: the branches are tried from a random start, so
@@ -140,7 +158,7 @@ impl Session {
                 // The server wakes every session through its queue's waker
                 // (registered by the branch above) when it starts stopping.
                 _ = std::future::poll_fn(|_| stopping(shared, closing)) => {
-                    self.start_close(close_frame(Some(1001), "server shutting down"), config.close_timeout).await
+                    self.start_close(close_frame(CloseCode::Away, "server shutting down"), config.close_timeout).await
                 }
                 // Backpressure: read only with a credit and room for replies
                 // (while closing, read to see the client's close frame).
@@ -161,22 +179,22 @@ impl Session {
 
     /// The timer is due: end a closing handshake that took too long, close
     /// an idle session, or ping the client.
-    async fn on_timer(&mut self, shared: &Shared) -> Flow {
+    async fn on_timer(&mut self, shared: &ServerState) -> Flow {
         let config = &shared.config;
         let now = Instant::now();
         if let Some(deadline) = self.closing_deadline {
             if now < deadline {
                 return Flow::Continue;
             }
-            tracing::debug!(session = self.id, "client did not finish the closing handshake");
+            tracing::debug!("client did not finish the closing handshake");
             return Flow::End;
         }
         if let (Some(at), Some(idle)) = (self.idle_check, config.idle_timeout)
             && at <= now
         {
             if self.last_message + idle <= now {
-                tracing::debug!(session = self.id, "idle timeout");
-                return self.start_close(close_frame(Some(1001), "idle timeout"), config.close_timeout).await;
+                tracing::debug!("idle timeout");
+                return self.start_close(close_frame(CloseCode::Away, "idle timeout"), config.close_timeout).await;
             }
             self.idle_check = Some(self.last_message + idle);
         }
@@ -187,11 +205,7 @@ impl Session {
         Flow::Continue
     }
 
-    async fn on_incoming(
-        &mut self,
-        incoming: Option<Result<Message, WsError>>,
-        close_timeout: Duration,
-    ) -> Flow {
+    async fn on_incoming(&mut self, incoming: Option<Result<Message, WsError>>, close_timeout: Duration) -> Flow {
         let msg = match incoming {
             None => return Flow::End,
             Some(Ok(msg)) => msg,
@@ -224,21 +238,21 @@ impl Session {
     /// A read error: answer with the close code the RFC names, then end.
     async fn on_error(&mut self, err: WsError, close_timeout: Duration) -> Flow {
         let (code, reason) = match &err {
-            WsError::Capacity(CapacityError::MessageTooLong { .. }) => (1009, "message too big"),
-            WsError::Capacity(_) => (1009, "frame too big"),
-            WsError::Utf8(_) => (1007, "invalid UTF-8 in text message"),
+            WsError::Capacity(CapacityError::MessageTooLong { .. }) => (CloseCode::Size, "message too big"),
+            WsError::Capacity(_) => (CloseCode::Size, "frame too big"),
+            WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in text message"),
             WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                tracing::debug!(session = self.id, "client went away without a close frame");
+                tracing::debug!("client went away without a close frame");
                 return Flow::End;
             }
-            WsError::Protocol(_) => (1002, "protocol error"),
+            WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
             _ => {
-                tracing::debug!(session = self.id, error = %err, "connection lost");
+                tracing::debug!(error = %err, "connection lost");
                 return Flow::End;
             }
         };
-        tracing::debug!(session = self.id, error = %err, code, "closing after a bad message");
-        let frame = close_frame(Some(code), reason);
+        tracing::debug!(error = %err, code = u16::from(code), "closing after a bad message");
+        let frame = close_frame(code, reason);
         let _ = tokio::time::timeout(close_timeout, self.ws.send(Message::Close(Some(frame)))).await;
         Flow::End
     }
@@ -249,7 +263,7 @@ impl Session {
     async fn write_batch(
         &mut self,
         first: Message,
-        rx: &mut OutboundRx,
+        rx: &mut SessionRx,
         write_timeout: Duration,
         close_timeout: Duration,
     ) -> Flow {
@@ -262,7 +276,7 @@ impl Session {
             let mut written = 0;
             while let Some(msg) = next.take() {
                 if let Message::Close(frame) = msg {
-                    close = Some(frame.unwrap_or_else(|| close_frame(None, "")));
+                    close = Some(frame.unwrap_or_else(|| plugin_close_frame(None, "")));
                     break;
                 }
                 self.ws.feed(msg).await?;
@@ -276,11 +290,11 @@ impl Session {
         match tokio::time::timeout(write_timeout, batch).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
-                tracing::debug!(session = self.id, error = %err, "write failed");
+                tracing::debug!(error = %err, "write failed");
                 return Flow::End;
             }
             Err(_) => {
-                tracing::debug!(session = self.id, "client stopped reading; dropping it");
+                tracing::debug!("client stopped reading; dropping it");
                 return Flow::End;
             }
         }
@@ -294,7 +308,7 @@ impl Session {
         match self.ws.flush().await {
             Ok(()) => Flow::Continue,
             Err(err) => {
-                tracing::debug!(session = self.id, error = %err, "flush failed");
+                tracing::debug!(error = %err, "flush failed");
                 Flow::End
             }
         }
@@ -312,7 +326,7 @@ impl Session {
     /// Pings the client, or ends the session if it has been silent too long.
     async fn heartbeat(&mut self, now: Instant, pong_timeout: Duration) -> Flow {
         if now.duration_since(self.last_seen) > pong_timeout {
-            tracing::debug!(session = self.id, "no answer to pings; dropping the connection");
+            tracing::debug!("no answer to pings; dropping the connection");
             return Flow::End;
         }
         if self.closing_deadline.is_some() {

@@ -9,7 +9,7 @@
 //! finish its request within the handshake timeout is cut off.
 
 use super::io::ReadHint;
-use super::{Shared, connection};
+use super::{ServerState, connection};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -29,18 +29,18 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 type Body = Full<Bytes>;
 
-/// One of the server's connection slots; released when the socket's last
+/// One of the server's connection permits; released when the socket's last
 /// user (the HTTP connection, or the WebSocket session it upgraded to) ends.
-type Slot = Arc<OwnedSemaphorePermit>;
+type ConnectionPermit = Arc<OwnedSemaphorePermit>;
 
 /// Serves one accepted socket until it closes, upgrades, or the server shuts
 /// down (then in-flight requests finish and the socket closes).
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) {
+pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<ServerState>, permit: ConnectionPermit) {
     let service = {
         let shared = shared.clone();
         service_fn(move |req| {
-            let (shared, slot) = (shared.clone(), slot.clone());
-            async move { Ok::<_, Infallible>(route(req, peer, shared, slot)) }
+            let (shared, permit) = (shared.clone(), permit.clone());
+            async move { Ok::<_, Infallible>(route(req, peer, shared, permit)) }
         })
     };
     let conn = http1::Builder::new()
@@ -61,21 +61,21 @@ pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<Share
     }
 }
 
-fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>, slot: Slot) -> Response<Body> {
+fn route(
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+    shared: Arc<ServerState>,
+    permit: ConnectionPermit,
+) -> Response<Body> {
     let path = req.uri().path();
     let Some(endpoint) = shared.routes.load().get(path).cloned() else {
         return plain(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path\n");
     };
-    let wants_websocket = req
-        .headers()
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let wants_websocket =
+        req.headers().get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !wants_websocket {
-        let mut resp = plain(
-            StatusCode::UPGRADE_REQUIRED,
-            "this endpoint speaks WebSocket: connect with a WebSocket client\n",
-        );
+        let mut resp =
+            plain(StatusCode::UPGRADE_REQUIRED, "this endpoint speaks WebSocket: connect with a WebSocket client\n");
         resp.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
         return resp;
     }
@@ -85,8 +85,8 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>, slot
             return plain(StatusCode::BAD_REQUEST, &format!("bad WebSocket handshake: {err}\n"));
         }
     };
-    let admission = match endpoint.admit() {
-        Ok(admission) => admission,
+    let admitted = match endpoint.admit() {
+        Ok(admitted) => admitted,
         Err(refusal) => {
             tracing::debug!(plugin = %endpoint.name(), %peer, "refused: {refusal}");
             return plain(StatusCode::SERVICE_UNAVAILABLE, &format!("{refusal}\n"));
@@ -104,9 +104,9 @@ fn route(mut req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>, slot
                 let io = ReadHint::new(TokioIo::new(upgraded));
                 let readable = io.readable();
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                tracing::debug!(plugin = %endpoint.name(), session = id, %peer, %path, "connected");
-                connection::run(ws, readable, endpoint, id, path, query, shared).await;
-                drop((admission, slot));
+                let session = connection::Accepted { ws, readable, endpoint, id, path, query, peer };
+                connection::run(session, shared).await;
+                drop((admitted, permit));
             }
             Err(err) => tracing::debug!(%peer, error = %err, "upgrade failed"),
         }

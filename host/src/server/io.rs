@@ -8,12 +8,12 @@
 //! clears that when the socket wakes it, so the session polls tungstenite
 //! only when there may be something to read.
 
+use futures_util::task::AtomicWaker;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
-use futures_util::task::AtomicWaker;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// An I/O stream that records whether its last read blocked.

@@ -6,23 +6,24 @@
 //! mutexes). Stopping sets one flag and wakes every listed session; a
 //! session listed after that sees the flag on its first turn.
 
-use crate::endpoint::SessionId;
-use crate::endpoint::outbound::Gate;
+use crate::session::{SessionId, SessionWaker};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Live sessions and the stop flag.
 #[derive(Debug, Default)]
-pub(super) struct Live {
-    sessions: Mutex<HashMap<SessionId, Gate>>,
+pub(super) struct LiveSessions {
+    /// Each live session's waker.
+    sessions: Mutex<HashMap<SessionId, SessionWaker>>,
+    /// The server has started stopping.
     stopping: AtomicBool,
 }
 
-impl Live {
+impl LiveSessions {
     /// Lists a session that has started.
-    pub(super) fn insert(&self, id: SessionId, gate: Gate) {
-        self.lock().insert(id, gate);
+    pub(super) fn insert(&self, id: SessionId, waker: SessionWaker) {
+        self.lock().insert(id, waker);
     }
 
     /// Removes a session that has ended.
@@ -38,12 +39,12 @@ impl Live {
     /// Sets the stop flag and wakes every session to see it.
     pub(super) fn stop(&self) {
         self.stopping.store(true, Ordering::Release);
-        for gate in self.lock().values() {
-            gate.wake();
+        for waker in self.lock().values() {
+            waker.wake();
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Gate>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, SessionWaker>> {
         self.sessions.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

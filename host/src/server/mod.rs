@@ -19,7 +19,8 @@ mod io;
 mod live;
 
 use crate::config::ServerConfig;
-use crate::endpoint::{EndpointHandle, SessionId};
+use crate::endpoint::EndpointHandle;
+use crate::session::SessionId;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
 use std::future::Future;
@@ -36,7 +37,7 @@ use tokio_util::task::TaskTracker;
 pub type Routes = HashMap<String, EndpointHandle>;
 
 /// What every connection task shares.
-struct Shared {
+struct ServerState {
     /// The routing table.
     routes: Arc<ArcSwap<Routes>>,
     /// Server settings.
@@ -45,7 +46,7 @@ struct Shared {
     /// wait on it; WebSocket sessions are woken through `live`).
     shutdown: CancellationToken,
     /// Live WebSocket sessions.
-    live: live::Live,
+    live: live::LiveSessions,
     /// Every connection task, so shutdown can wait for them.
     tasks: TaskTracker,
 }
@@ -61,11 +62,7 @@ fn new_session_id() -> SessionId {
 /// Binds `addr` with a listen backlog of `backlog` (tokio's `bind` uses 1024,
 /// too few for a burst of connects).
 pub fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(backlog)
@@ -79,28 +76,28 @@ pub async fn run(
     config: Arc<ServerConfig>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let shared = Arc::new(Shared {
+    let shared = Arc::new(ServerState {
         routes,
         config,
         shutdown: CancellationToken::new(),
-        live: live::Live::default(),
+        live: live::LiveSessions::default(),
         tasks: TaskTracker::new(),
     });
-    let slots = Arc::new(Semaphore::new(shared.config.max_connections));
+    let permits = Arc::new(Semaphore::new(shared.config.max_connections));
     tokio::pin!(shutdown);
     loop {
         // At the connection cap, stop accepting (clients wait in the listen
         // backlog) rather than starve the connections already served.
-        let slot = tokio::select! {
+        let permit = tokio::select! {
             _ = &mut shutdown => break,
-            slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+            permit = permits.clone().acquire_owned() => permit.expect("never closed"),
         };
         tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    shared.tasks.spawn(http::serve(stream, peer, shared.clone(), Arc::new(slot)));
+                    shared.tasks.spawn(http::serve(stream, peer, shared.clone(), Arc::new(permit)));
                 }
                 Err(err) => {
                     // Out of file descriptors and the like: back off, keep serving.
@@ -117,10 +114,7 @@ pub async fn run(
     shared.tasks.close();
     let timeout = shared.config.shutdown_timeout;
     if tokio::time::timeout(timeout, shared.tasks.wait()).await.is_err() {
-        tracing::warn!(
-            left = shared.tasks.len(),
-            "connections still open after {timeout:?}; ending their sessions"
-        );
+        tracing::warn!(left = shared.tasks.len(), "connections still open after {timeout:?}; ending their sessions");
     }
     shared.routes.store(Arc::default());
     tracing::info!("connections closed");

@@ -13,20 +13,20 @@
 pub mod watch;
 
 use crate::config::ServerConfig;
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, SwapError};
 use crate::manifest::Manifest;
-use crate::plugins;
-use crate::runtime::{CompiledPlugin, Digest, Runtime};
+use crate::plugins::{self, BuildError, DiscoverError, Source};
+use crate::runtime::{CompiledPlugin, LoadError, Runtime};
 use crate::server::Routes;
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Directories whose changes are a build's own doing (compiler output,
 /// installed packages, bytecode caches), never a reason to build again.
 const BUILD_OUTPUT: [&str; 5] = ["target", "node_modules", "__pycache__", ".git", "build"];
-use std::time::Instant;
 
 /// Which plugins to build before a reload (with `--build`).
 #[derive(Debug, Clone)]
@@ -58,24 +58,97 @@ pub struct ReloadReport {
     pub swapped: Vec<String>,
     /// Plugins removed.
     pub removed: Vec<String>,
-    /// What went wrong, one message each; the running versions stay.
-    pub failed: Vec<String>,
+    /// What went wrong; the running versions stay.
+    pub failed: Vec<ReloadError>,
+}
+
+/// Why a plugin was not (re)loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Its directory or manifest is broken, or it clashes with another.
+    #[error("{error}{}", keeping(*.running))]
+    Discover {
+        /// What is wrong.
+        error: DiscoverError,
+        /// Whether a version of it keeps serving.
+        running: bool,
+    },
+    /// Its build command failed.
+    #[error("{error}{}", keeping(*.running))]
+    Build {
+        /// What failed.
+        error: BuildError,
+        /// Whether a version of it keeps serving.
+        running: bool,
+    },
+    /// Its component cannot be read, compiled or started.
+    #[error("{error}{}", keeping(*.running))]
+    Load {
+        /// What is wrong.
+        error: LoadError,
+        /// Whether a version of it keeps serving.
+        running: bool,
+    },
+    /// Its endpoint could not start.
+    #[error("plugin `{name}`: {error:#}")]
+    Start {
+        /// The plugin.
+        name: String,
+        /// What failed.
+        error: anyhow::Error,
+    },
+    /// The new version did not take over; the running one keeps serving.
+    #[error("plugin `{name}`: {error}; keeping version {kept}")]
+    Swap {
+        /// The plugin.
+        name: String,
+        /// Why the new version did not take over.
+        error: SwapError,
+        /// The version still serving.
+        kept: String,
+    },
+}
+
+/// The note that a running version stays, if one does.
+fn keeping(running: bool) -> &'static str {
+    if running { "; keeping the running version" } else { "" }
 }
 
 /// One served plugin.
+#[derive(Debug)]
 struct Managed {
+    /// Its manifest, as served.
     manifest: Manifest,
+    /// The served component's short hash.
     hash: String,
+    /// Its endpoint.
     endpoint: Endpoint,
 }
 
+/// A plugin whose new version is compiled and ready to be put in service.
+struct Prepared {
+    /// Its manifest.
+    manifest: Manifest,
+    /// The new version.
+    plugin: Arc<CompiledPlugin>,
+    /// How long reading and compiling took.
+    compile: Duration,
+}
+
 /// Owns the endpoints and the routing table.
+#[derive(Debug)]
 pub struct Supervisor {
+    /// The engine plugins are compiled and run with.
     runtime: Arc<Runtime>,
+    /// Settings for the endpoints it starts.
     config: Arc<ServerConfig>,
+    /// The plugin paths it serves (absolute).
     paths: Vec<PathBuf>,
+    /// Whether reloads may run build commands.
     build: bool,
+    /// The routing table the server reads.
     routes: Arc<ArcSwap<Routes>>,
+    /// Served plugins by directory.
     plugins: BTreeMap<PathBuf, Managed>,
 }
 
@@ -86,14 +159,7 @@ impl Supervisor {
         // Absolute paths, so file-change events (always absolute) can be
         // matched against plugin directories.
         let paths = paths.into_iter().map(|p| p.canonicalize().unwrap_or(p)).collect();
-        Self {
-            runtime,
-            config,
-            paths,
-            build,
-            routes: Arc::default(),
-            plugins: BTreeMap::new(),
-        }
+        Self { runtime, config, paths, build, routes: Arc::default(), plugins: BTreeMap::new() }
     }
 
     /// The routing table, for the server.
@@ -104,11 +170,6 @@ impl Supervisor {
     /// The paths watched.
     pub fn paths(&self) -> &[PathBuf] {
         &self.paths
-    }
-
-    /// Number of plugins served.
-    pub fn len(&self) -> usize {
-        self.plugins.len()
     }
 
     /// Whether no plugin is served.
@@ -139,26 +200,36 @@ impl Supervisor {
         Rebuild::Dirs(dirs)
     }
 
+    /// Whether reloads may run build commands.
+    pub fn builds(&self) -> bool {
+        self.build
+    }
+
     /// Brings the served plugins in line with the disk.
     pub async fn reload(&mut self, rebuild: Rebuild) -> ReloadReport {
         let mut report = ReloadReport::default();
         let paths = self.paths.clone();
         let (manifests, errors) = blocking(move || plugins::discover(&paths)).await;
         let mut keep: HashSet<PathBuf> = HashSet::new();
-        for err in errors {
-            let dir = err.plugin_dir();
+        for error in errors {
+            let dir = error.plugin_dir();
             let running = dir.as_ref().is_some_and(|d| self.plugins.contains_key(d));
-            let suffix = if running { "; keeping the running version" } else { "" };
-            tracing::error!("{err}{suffix}");
-            report.failed.push(format!("{err}{suffix}"));
+            report.failed.push(ReloadError::Discover { error, running });
             keep.extend(dir);
         }
         for manifest in manifests {
             keep.insert(manifest.dir.clone());
-            if let Err(err) = self.update(manifest, &rebuild, &mut report).await {
-                tracing::error!("{err}");
+            let outcome = match self.prepare(manifest, &rebuild).await {
+                Ok(Some(prepared)) => self.apply(prepared, &mut report).await,
+                Ok(None) => Ok(()),
+                Err(err) => Err(err),
+            };
+            if let Err(err) = outcome {
                 report.failed.push(err);
             }
+        }
+        for err in &report.failed {
+            tracing::error!("{err}");
         }
         let gone: Vec<PathBuf> = self.plugins.keys().filter(|d| !keep.contains(*d)).cloned().collect();
         let gone: Vec<Managed> = gone.iter().filter_map(|dir| self.plugins.remove(dir)).collect();
@@ -172,70 +243,69 @@ impl Supervisor {
         report
     }
 
-    /// Starts, swaps or leaves alone the plugin in `manifest.dir`.
-    async fn update(&mut self, manifest: Manifest, rebuild: &Rebuild, report: &mut ReloadReport) -> Result<(), String> {
+    /// Builds (if asked), reads and compiles the plugin in `manifest.dir`;
+    /// `None` if the running version is exactly this one.
+    async fn prepare(&self, manifest: Manifest, rebuild: &Rebuild) -> Result<Option<Prepared>, ReloadError> {
         let dir = manifest.dir.clone();
-        let running = self.plugins.get(&dir).map(|m| m.manifest.name.clone());
-        let keeping = if running.is_some() { "; keeping the running version" } else { "" };
+        let running = self.plugins.contains_key(&dir);
         if self.build && rebuild.includes(&dir) {
             let m = manifest.clone();
-            blocking(move || plugins::build(&m)).await.map_err(|e| format!("{e}{keeping}"))?;
-        }
-        let component = manifest.component.clone();
-        let bytes = blocking(move || std::fs::read(&component)).await.map_err(|e| {
-            format!("plugin `{}`: cannot read component {}: {e}{keeping}", manifest.name, manifest.component.display())
-        })?;
-        let digest = Digest::of(&bytes);
-        let hash = digest.short();
-        if let Some(cur) = self.plugins.get(&dir)
-            && cur.manifest == manifest
-            && cur.hash == hash
-        {
-            return Ok(());
-        }
-        if let Some((other_dir, other)) = self.plugins.iter().find(|(d, m)| **d != dir && m.manifest.route == manifest.route) {
-            return Err(format!(
-                "plugin `{}` ({}): route {} is already served by plugin `{}` ({})",
-                manifest.name,
-                manifest.file.display(),
-                manifest.route,
-                other.manifest.name,
-                other_dir.display()
-            ));
+            blocking(move || plugins::build(&m)).await.map_err(|error| ReloadError::Build { error, running })?;
         }
         let started = Instant::now();
-        let (runtime, m) = (self.runtime.clone(), manifest.clone());
-        let plugin = blocking(move || CompiledPlugin::from_bytes(&runtime, &m, &bytes, &digest))
-            .await
-            .map_err(|e| format!("{e}{keeping}"))?;
-        let compile = started.elapsed();
-        let plugin = Arc::new(plugin);
+        let source =
+            blocking(move || Source::read(manifest)).await.map_err(|error| ReloadError::Load { error, running })?;
+        let manifest = &source.manifest;
+        if self.plugins.get(&dir).is_some_and(|cur| cur.manifest == *manifest && cur.hash == source.digest.short()) {
+            return Ok(None);
+        }
+        if let Some(other) =
+            self.plugins.iter().find_map(|(d, m)| (*d != dir && m.manifest.route == manifest.route).then_some(m))
+        {
+            let error = DiscoverError::DuplicateRoute {
+                name: manifest.name.clone(),
+                file: manifest.file.clone(),
+                route: manifest.route.clone(),
+                other: other.manifest.name.clone(),
+            };
+            return Err(ReloadError::Discover { error, running });
+        }
+        let runtime = self.runtime.clone();
+        let (plugin, source) = blocking(move || (source.compile(&runtime), source)).await;
+        let plugin = plugin.map_err(|error| ReloadError::Load { error, running })?;
+        Ok(Some(Prepared { manifest: source.manifest, plugin: Arc::new(plugin), compile: started.elapsed() }))
+    }
+
+    /// Puts a prepared version in service: swaps it into the running
+    /// endpoint, or starts an endpoint for it.
+    async fn apply(&mut self, new: Prepared, report: &mut ReloadReport) -> Result<(), ReloadError> {
+        let Prepared { manifest, plugin, compile } = new;
+        let dir = manifest.dir.clone();
+        let load_ms = compile.as_millis() as u64;
         match self.plugins.remove(&dir) {
             Some(mut cur) if cur.manifest.name == manifest.name => {
-                match cur.endpoint.swap(plugin.clone()).await {
+                let swapped = cur.endpoint.swap(plugin.clone()).await;
+                let outcome = match swapped {
                     Ok(swap) => {
                         tracing::info!(
-                            plugin = %manifest.name, old = %cur.hash, new = %plugin.hash,
-                            load_ms = compile.as_millis() as u64, origin = ?plugin.origin, switch_us = swap.switch.as_micros() as u64,
-                            sessions = swap.sessions,
+                            plugin = %manifest.name, old = %cur.hash, new = %plugin.hash, load_ms, origin = ?plugin.origin,
+                            switch_us = swap.switch.as_micros() as u64, sessions = swap.sessions,
                             "swapped in a new version"
                         );
                         if cur.manifest.route != manifest.route {
                             tracing::info!(plugin = %manifest.name, from = %cur.manifest.route, to = %manifest.route, "route moved");
                         }
+                        report.swapped.push(manifest.name.clone());
                         cur.manifest = manifest;
                         cur.hash = plugin.hash.clone();
-                        report.swapped.push(cur.manifest.name.clone());
-                        self.plugins.insert(dir, cur);
                         Ok(())
                     }
-                    Err(err) => {
-                        let name = cur.manifest.name.clone();
-                        let old = cur.hash.clone();
-                        self.plugins.insert(dir, cur);
-                        Err(format!("plugin `{name}`: {err}; keeping version {old}"))
+                    Err(error) => {
+                        Err(ReloadError::Swap { name: cur.manifest.name.clone(), error, kept: cur.hash.clone() })
                     }
-                }
+                };
+                self.plugins.insert(dir, cur);
+                outcome
             }
             previous => {
                 if let Some(prev) = previous {
@@ -243,8 +313,9 @@ impl Supervisor {
                     report.removed.push(prev.manifest.name.clone());
                     tokio::spawn(prev.endpoint.retire());
                 }
-                let endpoint = Endpoint::start(plugin.clone(), self.config.clone()).map_err(|e| format!("{e:#}"))?;
-                tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, load_ms = compile.as_millis() as u64, origin = ?plugin.origin, "serving");
+                let endpoint = Endpoint::start(plugin.clone(), self.config.clone())
+                    .map_err(|error| ReloadError::Start { name: manifest.name.clone(), error })?;
+                tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, load_ms, origin = ?plugin.origin, "serving");
                 report.added.push(manifest.name.clone());
                 self.plugins.insert(dir, Managed { manifest, hash: plugin.hash.clone(), endpoint });
                 Ok(())
@@ -253,11 +324,7 @@ impl Supervisor {
     }
 
     fn publish_routes(&self) {
-        let routes: Routes = self
-            .plugins
-            .values()
-            .map(|m| (m.manifest.route.clone(), m.endpoint.handle()))
-            .collect();
+        let routes: Routes = self.plugins.values().map(|m| (m.manifest.route.clone(), m.endpoint.handle())).collect();
         self.routes.store(Arc::new(routes));
     }
 

@@ -17,9 +17,13 @@ use tokio_util::sync::CancellationToken;
 pub const DEBOUNCE: Duration = Duration::from_millis(300);
 
 /// Controls a running supervisor task.
+#[derive(Debug)]
 pub struct SupervisorHandle {
+    /// Reload requests, each with where its report goes.
     requests: mpsc::Sender<oneshot::Sender<ReloadReport>>,
+    /// Cancelled to stop the task.
     stop: CancellationToken,
+    /// The task; it hands the supervisor back when it stops.
     task: JoinHandle<Supervisor>,
 }
 

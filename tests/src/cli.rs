@@ -1,31 +1,29 @@
-//! Runs the real `wasock` binary: `serve` as a child process whose log is
-//! read until it says where it listens, then stopped with SIGTERM.
+//! The real `wasock` binary as a child process: `serve` whose log is read
+//! until it says where it listens, then stopped with SIGTERM.
+//!
+//! The binary is the one `cargo test --workspace` builds next to the test
+//! executables (cargo builds the `wasock` package's binary for its own
+//! integration tests).
 
-#![allow(dead_code, unreachable_pub)]
-
+use crate::compile_cache_dir;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The bundled plugins.
-pub fn plugins_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins")
+/// The `wasock` binary of this build.
+pub fn binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    // target/<profile>/deps/<test> -> target/<profile>/wasock
+    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("wasock");
+    assert!(bin.is_file(), "{} is not built: run `cargo test --workspace` (or `cargo build -p wasock`)", bin.display());
+    bin
 }
 
-/// The compile cache the test suites share (JavaScript and Python plugins
-/// take seconds to compile once).
-pub fn cache_dir() -> PathBuf {
-    plugins_dir().join("target/compile-cache")
-}
-
-/// A fresh empty directory for this process.
-pub fn tempdir(tag: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("wasock-cli-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// `wasock ARGS` run in `dir`, to its end.
+pub fn run(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(binary()).args(args).current_dir(dir).output().unwrap()
 }
 
 /// A running `wasock serve`.
@@ -42,9 +40,9 @@ impl Served {
     /// Starts `wasock serve --listen 127.0.0.1:0 <args>` in `dir` and waits
     /// (up to `wait`, builds included) until it listens.
     pub fn start(dir: &Path, args: &[&str], wait: Duration) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wasock"))
+        let mut child = Command::new(binary())
             .args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
-            .arg(cache_dir())
+            .arg(compile_cache_dir())
             .args(args)
             .current_dir(dir)
             .env("RUST_LOG", "info")

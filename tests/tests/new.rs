@@ -2,22 +2,17 @@
 //! output says: the new plugin builds from source, serves at `/NAME`, and
 //! answers a real client.
 
-mod support;
-
 use futures_util::{SinkExt, StreamExt};
 use std::process::Command;
 use std::time::Duration;
-use support::{Served, tempdir};
 use tokio_tungstenite::tungstenite::Message;
+use wasock_tests::cli::{self, Served};
+use wasock_tests::tempdir;
 
 async fn new_then_serve(lang: &str) {
-    let dir = tempdir(lang);
+    let dir = tempdir();
     let name = format!("hello-{lang}");
-    let out = Command::new(env!("CARGO_BIN_EXE_wasock"))
-        .args(["new", "--lang", lang, &name])
-        .current_dir(&dir)
-        .output()
-        .unwrap();
+    let out = Command::new(cli::binary()).args(["new", "--lang", lang, &name]).current_dir(&dir).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains(&format!("wasock serve --build {name}")), "{stdout}");
@@ -55,13 +50,9 @@ async fn new_python_plugin_builds_and_serves() {
 
 #[test]
 fn new_refuses_bad_names_and_existing_directories() {
-    let dir = tempdir("refuse");
+    let dir = tempdir();
     let new = |name: &str| {
-        Command::new(env!("CARGO_BIN_EXE_wasock"))
-            .args(["new", "--lang", "js", name])
-            .current_dir(&dir)
-            .output()
-            .unwrap()
+        Command::new(cli::binary()).args(["new", "--lang", "js", name]).current_dir(&dir).output().unwrap()
     };
     let out = new("Bad_Name");
     assert!(!out.status.success());

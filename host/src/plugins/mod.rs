@@ -1,13 +1,23 @@
-//! Finding plugin directories on disk and running their build commands.
+//! Plugins on disk: finding plugin directories, running their build
+//! commands, and reading and compiling their components. `serve` (through
+//! the supervisor), `check` and the tests all load plugins this one way.
 //!
 //! A path given on the command line is either a plugin directory (it holds a
 //! `plugin.toml`) or a directory of plugin directories. Discovery never stops
 //! at the first bad plugin: it returns every manifest it could read and every
 //! error, so the server can serve the good ones and report the rest.
+//!
+//! - [`build`]: a plugin's build command.
+//! - [`source`]: a component read and hashed, then compiled.
+
+pub mod build;
+pub mod source;
+
+pub use build::{BuildError, build};
+pub use source::{Loaded, Source, load};
 
 use crate::manifest::{MANIFEST_FILE, Manifest, ManifestError};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Why a plugin (or a path) was not loaded.
 #[derive(Debug, thiserror::Error)]
@@ -98,14 +108,11 @@ fn conflict(found: &[Manifest], m: &Manifest) -> Option<DiscoverError> {
             other: other.name.clone(),
         });
     }
-    found
-        .iter()
-        .find(|o| o.name == m.name)
-        .map(|other| DiscoverError::DuplicateName {
-            name: m.name.clone(),
-            file: m.file.clone(),
-            other: other.file.clone(),
-        })
+    found.iter().find(|o| o.name == m.name).map(|other| DiscoverError::DuplicateName {
+        name: m.name.clone(),
+        file: m.file.clone(),
+        other: other.file.clone(),
+    })
 }
 
 /// `path` itself if it is a plugin directory, else its subdirectories that
@@ -114,73 +121,13 @@ fn plugin_dirs(path: &Path) -> Result<Vec<PathBuf>, DiscoverError> {
     if path.join(MANIFEST_FILE).is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(path).map_err(|source| DiscoverError::ReadDir {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let mut dirs: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.join(MANIFEST_FILE).is_file())
-        .collect();
+    let entries =
+        std::fs::read_dir(path).map_err(|source| DiscoverError::ReadDir { path: path.to_path_buf(), source })?;
+    let mut dirs: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.join(MANIFEST_FILE).is_file()).collect();
     dirs.sort();
     if dirs.is_empty() {
-        return Err(DiscoverError::NoPlugins {
-            path: path.to_path_buf(),
-        });
+        return Err(DiscoverError::NoPlugins { path: path.to_path_buf() });
     }
     Ok(dirs)
-}
-
-/// A build command that failed.
-#[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// The command could not be started.
-    #[error("plugin `{name}`: cannot run build command `{command}`: {source}")]
-    Spawn {
-        /// The plugin.
-        name: String,
-        /// The command.
-        command: String,
-        /// Why it could not start.
-        source: std::io::Error,
-    },
-    /// The command ran and failed.
-    #[error("plugin `{name}`: build command `{command}` failed ({status})")]
-    Failed {
-        /// The plugin.
-        name: String,
-        /// The command.
-        command: String,
-        /// Its exit status.
-        status: std::process::ExitStatus,
-    },
-}
-
-/// Runs the plugin's build command (`sh -c`) with inherited stdio. A plugin
-/// without one is left alone.
-pub fn build(manifest: &Manifest) -> Result<(), BuildError> {
-    let Some(build) = &manifest.build else {
-        tracing::info!(plugin = %manifest.name, "no build command; using the component as is");
-        return Ok(());
-    };
-    tracing::info!(plugin = %manifest.name, command = %build.command, "building");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(&build.command)
-        .current_dir(&build.workdir)
-        .status()
-        .map_err(|source| BuildError::Spawn {
-            name: manifest.name.clone(),
-            command: build.command.clone(),
-            source,
-        })?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(BuildError::Failed {
-            name: manifest.name.clone(),
-            command: build.command.clone(),
-            status,
-        })
-    }
 }

@@ -2,13 +2,12 @@
 //! on the bundled plugins directory, real clients on every route, then
 //! SIGTERM for a graceful stop. Also `check` on a broken plugin.
 
-mod support;
-
 use futures_util::StreamExt;
 use std::process::Command;
 use std::time::Duration;
-use support::{Served, plugins_dir};
 use tokio_tungstenite::tungstenite::Message;
+use wasock_tests::cli::Served;
+use wasock_tests::plugins_dir;
 
 #[tokio::test]
 async fn serve_builds_and_serves_every_bundled_plugin_then_stops_on_sigterm() {
@@ -48,7 +47,7 @@ fn check_reports_a_broken_manifest_and_fails() {
         "manifest-version = 1\nname = \"x\"\nroute = \"x\"\ncomponent = \"x.wasm\"\n",
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_wasock")).arg("check").arg(&dir).output().unwrap();
+    let out = Command::new(wasock_tests::cli::binary()).arg("check").arg(&dir).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(stdout.contains("plugin.toml: field `route`: must start with `/`"), "{stdout}");

@@ -1,0 +1,42 @@
+//! The host-owned state of every session, below both the wasm runtime and
+//! the endpoint: the registry of live sessions and plugin-held handles, each
+//! session's outbound queue, its read credits, and close frames.
+//!
+//! It depends only on the manifest's limits and tungstenite's message
+//! types, so the runtime's host functions ([`crate::runtime`]) and the
+//! endpoint's event loop ([`crate::endpoint`]) both build on it without
+//! knowing each other.
+//!
+//! - [`registry`]: live sessions, handles, attachments, the full-queue policy.
+//! - [`link`]: what a session's endpoint side and connection side share.
+//! - `outbound`: the bounded outbound queue.
+//! - `credit`: inbound flow control (read credits).
+//! - `close`: close frames and named close codes.
+
+mod close;
+mod credit;
+pub mod link;
+mod outbound;
+pub mod registry;
+
+pub use close::{CloseCode, close_frame, plugin_close_frame};
+pub use link::{SessionRx, SessionTx, SessionWaker, Signal, Wakes, link};
+pub use outbound::QueueError;
+pub use registry::{AttachError, Sessions};
+
+/// Identifies one connection for the life of the server; never reused, and
+/// never 0.
+pub type SessionId = u64;
+
+/// A session that has just completed its handshake.
+#[derive(Debug)]
+pub struct NewSession {
+    /// Its id.
+    pub id: SessionId,
+    /// Request path.
+    pub path: String,
+    /// Request query, without `?`.
+    pub query: Option<String>,
+    /// Where the plugin's writes to it go.
+    pub tx: SessionTx,
+}

@@ -1,0 +1,155 @@
+//! A session's outbound queue: the endpoint thread pushes, the connection
+//! task pops and writes to the socket.
+//!
+//! The queue itself is unbounded so that control frames (close) always get
+//! through; the data it may hold is bounded by counting messages and bytes.
+//! A push over either bound fails at once with [`QueueError::Full`]: the
+//! plugin never blocks on a slow client. Waking the connection is not this
+//! module's business (see [`super::link`]).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use tokio_tungstenite::tungstenite::Message;
+
+/// Why a message was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueError {
+    /// The connection task is gone.
+    Closed,
+    /// The queue holds as many messages or bytes as it may.
+    Full,
+}
+
+/// The queue and its bounds.
+#[derive(Debug)]
+pub(super) struct Outbound {
+    queue: Mutex<VecDeque<Message>>,
+    /// Messages queued; counted before a message is visible, so zero means
+    /// empty without taking the lock.
+    messages: AtomicUsize,
+    /// Payload bytes queued.
+    bytes: AtomicUsize,
+    /// The connection task is gone: nothing more is queued.
+    closed: AtomicBool,
+    /// Bound on `messages` for data messages.
+    max_messages: usize,
+    /// Bound on `bytes` for data messages.
+    max_bytes: usize,
+}
+
+impl Outbound {
+    /// An empty queue bounded to `max_messages` messages and `max_bytes`
+    /// payload bytes (one message is always accepted into an empty queue,
+    /// whatever its size).
+    pub(super) fn new(max_messages: usize, max_bytes: usize) -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            messages: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            closed: AtomicBool::new(false),
+            max_messages,
+            max_bytes,
+        }
+    }
+
+    /// Queues a data message if the bounds allow it.
+    pub(super) fn try_push(&self, msg: Message) -> Result<(), QueueError> {
+        let len = msg.len();
+        let queued = self.messages.load(Ordering::Relaxed);
+        if queued > 0 && (queued >= self.max_messages || self.bytes.load(Ordering::Relaxed) + len > self.max_bytes) {
+            // A gone connection also stops draining; report the real cause.
+            return Err(if self.closed.load(Ordering::Acquire) { QueueError::Closed } else { QueueError::Full });
+        }
+        self.push(msg, len)
+    }
+
+    /// Queues a control message (close), ignoring the bounds.
+    pub(super) fn push_control(&self, msg: Message) -> Result<(), QueueError> {
+        let len = msg.len();
+        self.push(msg, len)
+    }
+
+    fn push(&self, msg: Message, len: usize) -> Result<(), QueueError> {
+        // Counted before the message is visible, so that the receiver's
+        // decrement can never come first.
+        self.messages.fetch_add(1, Ordering::Release);
+        self.bytes.fetch_add(len, Ordering::Relaxed);
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        // Checked under the lock: `close` empties the queue under it, so
+        // nothing is left behind in a dead queue.
+        if self.closed.load(Ordering::Acquire) {
+            drop(queue);
+            self.messages.fetch_sub(1, Ordering::Relaxed);
+            self.bytes.fetch_sub(len, Ordering::Relaxed);
+            return Err(QueueError::Closed);
+        }
+        queue.push_back(msg);
+        Ok(())
+    }
+
+    /// The next queued message if there is one.
+    pub(super) fn try_pop(&self) -> Option<Message> {
+        if self.messages.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let msg = self.queue.lock().unwrap_or_else(|e| e.into_inner()).pop_front()?;
+        self.messages.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(msg.len(), Ordering::Relaxed);
+        Some(msg)
+    }
+
+    /// Whether the queue lacks room for the replies to `in_flight` more
+    /// client messages (one each) or is over half its bytes.
+    pub(super) fn congested(&self, in_flight: usize) -> bool {
+        let queued = self.messages.load(Ordering::Relaxed);
+        queued > 0
+            && (queued + in_flight > self.max_messages || self.bytes.load(Ordering::Relaxed) * 2 > self.max_bytes)
+    }
+
+    /// Payload bytes queued.
+    pub(super) fn queued_bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The connection is gone: drops what is queued and refuses the rest.
+    pub(super) fn close(&self) {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        self.closed.store(true, Ordering::Release);
+        queue.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_messages_and_bytes_but_not_control() {
+        let q = Outbound::new(2, 10);
+        q.try_push(Message::text("12345678")).unwrap();
+        assert_eq!(q.try_push(Message::text("abc")), Err(QueueError::Full));
+        q.try_push(Message::text("ab")).unwrap();
+        assert_eq!(q.try_push(Message::text("")), Err(QueueError::Full));
+        q.push_control(Message::Close(None)).unwrap();
+        assert_eq!(q.try_pop(), Some(Message::text("12345678")));
+        q.try_push(Message::text("x")).unwrap_err();
+        assert_eq!(q.try_pop(), Some(Message::text("ab")));
+        q.try_push(Message::text("x")).unwrap();
+        assert_eq!(q.queued_bytes(), 1);
+        q.close();
+        assert_eq!(q.try_push(Message::text("")), Err(QueueError::Closed));
+        assert_eq!(q.try_pop(), None);
+    }
+
+    #[test]
+    fn congestion_leaves_room_for_replies() {
+        let q = Outbound::new(8, 1 << 20);
+        assert!(!q.congested(4));
+        for _ in 0..5 {
+            q.try_push(Message::text("r")).unwrap();
+        }
+        assert!(q.congested(4), "5 queued + 4 in flight > 8");
+        assert!(!q.congested(3));
+    }
+}
