@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use std::time::Duration;
 
 /// Round-trip latencies in microseconds.
+#[derive(Debug)]
 pub struct Latencies(Histogram<u64>);
 
 impl Default for Latencies {

@@ -27,8 +27,11 @@ pub fn run(dir: &Path, args: &[&str]) -> std::process::Output {
 }
 
 /// A running `wasock serve`.
+#[derive(Debug)]
 pub struct Served {
+    /// The process.
     child: Child,
+    /// Its log, line by line, from a reader thread.
     lines: mpsc::Receiver<String>,
     /// Every log line read so far.
     pub log: Vec<String>,

@@ -126,6 +126,7 @@ pub fn test_config() -> ServerConfig {
 }
 
 /// A running server.
+#[derive(Debug)]
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
@@ -209,6 +210,7 @@ impl TestServer {
 }
 
 /// A WebSocket client.
+#[derive(Debug)]
 pub struct Client {
     /// The underlying stream, for tests that need raw control.
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,

@@ -77,7 +77,7 @@ async fn an_endpoint_at_its_connection_cap_answers_503() {
     let mut a = server.connect("/capped").await;
     a.lifecycle_id().await;
     let b = server.connect("/capped").await;
-    let err = Client::connect(&server.url("/capped")).await.err().expect("refused").to_string();
+    let err = Client::connect(&server.url("/capped")).await.expect_err("refused").to_string();
     assert!(err.contains("503"), "{err}");
     let mut echo = server.connect("/echo").await;
     echo.recv_text().await;

@@ -104,7 +104,7 @@ async fn a_plugin_that_keeps_crashing_is_backed_off_then_recovers() {
     assert_eq!(frame.code, CloseCode::Error);
     // Backing off: new clients are refused, other endpoints are fine.
     let refused = wasock_tests::Client::connect(&server.url("/bad")).await;
-    let err = refused.err().expect("refused while backing off").to_string();
+    let err = refused.expect_err("refused while backing off").to_string();
     assert!(err.contains("503"), "{err}");
     echo.send_text("fine").await;
     assert_eq!(echo.recv_text().await, "You said: fine");

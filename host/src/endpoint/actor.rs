@@ -169,7 +169,7 @@ impl Actor {
         let mut store = new.store(self.sessions().fork(new.name.clone(), &new.limits));
         let exports = new.start(&mut store).map_err(SwapError::Start)?;
         let deadline = deadline_ticks(new.limits.call_deadline());
-        super::recovery::call_restore(&mut store, &exports, state, deadline).map_err(SwapError::Restore)?;
+        super::recovery::call_restore(&mut store, &exports, state.as_deref(), deadline).map_err(SwapError::Restore)?;
         // The old store goes: its pending wake-ups are flushed as it drops.
         self.instance = Instance { store: Box::new(store), state: InstanceState::Live(exports) };
         self.plugin = new;

@@ -212,7 +212,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// Instantiates `plugin` and starts its thread. Fails if the first
     /// instantiation fails (e.g. the component traps in its start function).
-    pub fn start(plugin: Arc<CompiledPlugin>, config: Arc<ServerConfig>) -> anyhow::Result<Self> {
+    pub fn start(plugin: Arc<CompiledPlugin>, config: &ServerConfig) -> anyhow::Result<Self> {
         let (tx, rx) = queue::channel(config.event_queue_capacity);
         let info = Arc::new(AdmissionControl {
             name: plugin.name.clone(),

@@ -132,7 +132,7 @@ fn cause(err: &wasmtime::Error, deadline_ms: u64, memory_mib: u32) -> String {
 pub(super) fn call_restore(
     store: &mut Store<HostState>,
     exports: &Exports,
-    state: Option<Vec<u8>>,
+    state: Option<&[u8]>,
     deadline: u64,
 ) -> wasmtime::Result<()> {
     let Some(lifecycle) = &exports.lifecycle else {
@@ -145,5 +145,5 @@ pub(super) fn call_restore(
     let handles: Vec<_> =
         sessions.ids().into_iter().filter_map(|id| sessions.lookup(id).map(Resource::new_own)).collect();
     store.set_epoch_deadline(deadline);
-    lifecycle.call_restore(store, &handles, state.as_deref())
+    lifecycle.call_restore(store, &handles, state)
 }

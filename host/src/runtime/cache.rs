@@ -15,7 +15,7 @@
 
 use super::Digest;
 use sha2::{Digest as _, Sha256};
-use std::hash::{Hash, Hasher};
+use std::hash::Hash;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
@@ -170,9 +170,26 @@ impl CompileCache {
 
 /// The entry name: component digest and engine compatibility hash.
 fn key(engine: &Engine, digest: &Digest) -> String {
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    let mut hasher = Sha256Hasher::default();
     engine.precompile_compatibility_hash().hash(&mut hasher);
-    format!("{}-{:016x}", digest.hex(16), hasher.finish())
+    let engine_digest = Digest(hasher.0.finalize().into());
+    format!("{}-{}", digest.hex(16), engine_digest.hex(8))
+}
+
+/// Feeds what a `Hash` impl writes into SHA-256: unlike std's
+/// `DefaultHasher`, whose algorithm may change between Rust releases, the
+/// same engine settings give the same on-disk key with any compiler.
+#[derive(Default)]
+struct Sha256Hasher(Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        unreachable!("only the SHA-256 of what was written is used")
+    }
 }
 
 fn deserialize(engine: &Engine, artifact: &[u8]) -> wasmtime::Result<Component> {

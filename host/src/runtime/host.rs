@@ -19,6 +19,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 #[derive(Debug)]
 pub struct SessionResource;
 
+impl std::fmt::Debug for HostState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostState").field("sessions", &self.sessions.len()).finish_non_exhaustive()
+    }
+}
+
 /// Everything one plugin instance's `Store` holds.
 pub struct HostState {
     /// The endpoint's sessions. Moved to the next store when the instance is

@@ -15,7 +15,6 @@ pub mod plugin;
 pub mod stdio;
 mod waits;
 
-pub use bindings::StatefulPlugin as PluginBindings;
 pub use cache::{CompileCache, Origin};
 pub use host::HostState;
 pub use plugin::{CompiledPlugin, Digest, Exports, LoadError};
@@ -71,7 +70,7 @@ impl Runtime {
         let engine = Engine::new(&config)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        PluginBindings::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::StatefulPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         waits::add_to_linker(&mut linker)?;
         let stop = Arc::new(AtomicBool::new(false));
         let ticker = {
@@ -117,5 +116,5 @@ impl Drop for Runtime {
 
 /// Epoch ticks that make up `deadline` (at least one).
 pub fn deadline_ticks(deadline: Duration) -> u64 {
-    (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
+    u64::try_from(deadline.as_millis() / EPOCH_TICK.as_millis()).unwrap_or(u64::MAX).max(1)
 }

@@ -63,6 +63,12 @@ pub enum LoadError {
     },
 }
 
+impl std::fmt::Debug for Exports {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exports").field("lifecycle", &self.lifecycle.is_some()).finish_non_exhaustive()
+    }
+}
+
 /// A plugin instance's exports.
 pub struct Exports {
     /// The event handlers.
@@ -217,7 +223,11 @@ impl Digest {
 
     /// The first `n` bytes in hex.
     pub fn hex(&self, n: usize) -> String {
-        self.0[..n].iter().map(|b| format!("{b:02x}")).collect()
+        use std::fmt::Write as _;
+        self.0[..n].iter().fold(String::with_capacity(2 * n), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        })
     }
 
     /// The first 12 hex digits: a version's name.

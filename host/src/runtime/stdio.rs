@@ -50,9 +50,9 @@ impl LogBudget {
         Self { rate, bucket: Mutex::new(Bucket { tokens: rate * 4.0, last: Instant::now(), dropped: 0 }) }
     }
 
-    /// Spends `n` bytes if the budget has them. `Ok(dropped)` says how many
-    /// bytes were dropped since the last line that fitted.
-    fn spend(&self, n: usize) -> Result<u64, ()> {
+    /// Spends `n` bytes if the budget has them; then says how many bytes
+    /// were dropped since the last line that fitted. `None`: over budget.
+    fn spend(&self, n: usize) -> Option<u64> {
         let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let refill = now.duration_since(b.last).as_secs_f64() * self.rate;
@@ -60,10 +60,10 @@ impl LogBudget {
         b.last = now;
         if b.tokens >= n as f64 {
             b.tokens -= n as f64;
-            Ok(std::mem::take(&mut b.dropped))
+            Some(std::mem::take(&mut b.dropped))
         } else {
             b.dropped += n as u64;
-            Err(())
+            None
         }
     }
 }
@@ -132,7 +132,7 @@ impl LineWriter {
     }
 
     fn emit(&mut self) {
-        let Ok(dropped) = self.out.budget.spend(self.line.len() + 1) else {
+        let Some(dropped) = self.out.budget.spend(self.line.len() + 1) else {
             self.line.clear();
             return;
         };

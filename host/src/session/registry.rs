@@ -266,7 +266,8 @@ impl Sessions {
     /// Refuses a session that connected as the endpoint went away: it is
     /// told with `frame` and never registered.
     pub fn refuse(&mut self, session: NewSession, frame: CloseFrame) {
-        let _ = session.tx.send_control(Message::Close(Some(frame)), &mut self.wakes);
+        let NewSession { tx, .. } = session;
+        let _ = tx.send_control(Message::Close(Some(frame)), &mut self.wakes);
     }
 
     /// Wakes every connection that a write, close or returned credit since

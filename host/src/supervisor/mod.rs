@@ -313,7 +313,7 @@ impl Supervisor {
                     report.removed.push(prev.manifest.name.clone());
                     tokio::spawn(prev.endpoint.retire());
                 }
-                let endpoint = Endpoint::start(plugin.clone(), self.config.clone())
+                let endpoint = Endpoint::start(plugin.clone(), &self.config)
                     .map_err(|error| ReloadError::Start { name: manifest.name.clone(), error })?;
                 tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, load_ms, origin = ?plugin.origin, "serving");
                 report.added.push(manifest.name.clone());
