@@ -38,6 +38,9 @@ pub struct ServerConfig {
     /// Connections the server holds at once (HTTP and WebSocket); at the cap
     /// it stops accepting until one ends.
     pub max_connections: usize,
+    /// Connections one client address may hold at once (HTTP and
+    /// WebSocket); `None` (the default) sets no cap. More get 429.
+    pub max_connections_per_ip: Option<usize>,
     /// Listen backlog for the accept queue (tokio's default, 1024, drops
     /// bursts of connects).
     pub listen_backlog: u32,
@@ -56,6 +59,7 @@ impl Default for ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: None,
             max_connections: 18_000,
+            max_connections_per_ip: None,
             listen_backlog: 4096,
         }
     }

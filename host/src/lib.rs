@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! Layers, each importing only those above it in this list:
+//! - [`log_limit`]: rate limits for log lines clients or plugins cause.
 //! - [`config`]: server-wide settings and their defaults.
 //! - [`manifest`]: the `plugin.toml` schema, parsing and validation.
 //! - [`session`]: the host-owned state of every session: the registry,
@@ -30,6 +31,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod endpoint;
+pub mod log_limit;
 pub mod manifest;
 pub mod plugins;
 pub mod runtime;

@@ -5,8 +5,19 @@
 use std::path::Path;
 
 /// Bottom first.
-const LAYERS: [&str; 10] =
-    ["manifest", "config", "session", "runtime", "plugins", "endpoint", "server", "supervisor", "app", "cli"];
+const LAYERS: [&str; 11] = [
+    "log_limit",
+    "manifest",
+    "config",
+    "session",
+    "runtime",
+    "plugins",
+    "endpoint",
+    "server",
+    "supervisor",
+    "app",
+    "cli",
+];
 
 /// Every `crate::<module>` a source file names outside comments.
 fn imports(source: &str) -> Vec<String> {

@@ -43,7 +43,19 @@ impl Served {
     /// Starts `wasock serve --listen 127.0.0.1:0 <args>` in `dir` and waits
     /// (up to `wait`, builds included) until it listens.
     pub fn start(dir: &Path, args: &[&str], wait: Duration) -> Self {
-        let mut child = Command::new(binary())
+        Self::spawn(Command::new(binary()), dir, args, wait)
+    }
+
+    /// Like [`start`](Self::start), with at most `files` open file
+    /// descriptors (`ulimit -n`).
+    pub fn start_limited(dir: &Path, args: &[&str], wait: Duration, files: u32) -> Self {
+        let mut shell = Command::new("sh");
+        shell.arg("-c").arg(format!("ulimit -n {files} && exec \"$0\" \"$@\"")).arg(binary());
+        Self::spawn(shell, dir, args, wait)
+    }
+
+    fn spawn(mut command: Command, dir: &Path, args: &[&str], wait: Duration) -> Self {
+        let mut child = command
             .args(["serve", "--listen", "127.0.0.1:0", "--cache-dir"])
             .arg(compile_cache_dir())
             .args(args)
@@ -71,6 +83,19 @@ impl Served {
             }
         };
         Self { child, lines, log, addr }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// CPU time the server has used so far (user + system), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        // Fields after the command name: state is the 3rd, utime the 14th.
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     }
 
     /// `ws://addr/route`.

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use wasock_tests::cli::Served;
-use wasock_tests::plugins_dir;
+use wasock_tests::{Client, plugins_dir};
 
 #[tokio::test]
 async fn serve_builds_and_serves_every_bundled_plugin_then_stops_on_sigterm() {
@@ -51,4 +51,42 @@ fn check_reports_a_broken_manifest_and_fails() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success());
     assert!(stdout.contains("plugin.toml: field `route`: must start with `/`"), "{stdout}");
+}
+
+/// At the open-file limit accept fails (EMFILE): the server neither spins
+/// nor stops, the sessions it has are served, and it accepts again once
+/// descriptors are free.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_open_file_limit_the_server_backs_off_and_recovers() {
+    let served = Served::start_limited(&plugins_dir(), &["--no-watch", "echo"], Duration::from_secs(120), 64);
+    let url = served.url("/echo");
+    let mut clients = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), Client::connect(&url)).await {
+            Ok(Ok(mut c)) => {
+                assert_eq!(c.recv_text().await, "Welcome to the chat room!");
+                clients.push(c);
+            }
+            _ => break,
+        }
+        assert!(clients.len() < 500, "never reached the open-file limit");
+    }
+    let held = clients.len();
+    assert!(held > 0, "not even one connection under the limit");
+    // Waiting at the limit costs (almost) nothing: a spinning accept loop
+    // would use the whole second.
+    let before = served.cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let spent = served.cpu_ticks() - before;
+    assert!(spent < 50, "{spent} ticks of CPU in one second at the limit");
+    clients[0].send_text("still served").await;
+    assert_eq!(clients[0].recv_text().await, "You said: still served");
+    clients.truncate(held / 2);
+    let mut late = Client::connect_eventually(&url).await;
+    assert_eq!(late.recv_text().await, "Welcome to the chat room!");
+    drop((clients, late));
+    let (exit, log) = served.stop();
+    assert!(exit.success(), "{log}");
+    let failures = log.matches("accept failed").count();
+    assert!((1..=3).contains(&failures), "accept failures logged {failures} times:\n{log}");
 }

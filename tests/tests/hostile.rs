@@ -1,7 +1,7 @@
 //! Hostile or broken clients: each is cut off with the right code or
 //! timeout, and nobody else notices.
 
-use futures_util::SinkExt;
+use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -117,5 +117,53 @@ async fn a_connection_flood_waits_at_the_server_cap_while_existing_clients_are_s
     let (mut ws, _) = tokio::time::timeout(WAIT, waiting).await.unwrap().unwrap().unwrap();
     let welcome = tokio::time::timeout(WAIT, futures_util::StreamExt::next(&mut ws)).await.unwrap();
     assert_eq!(welcome.unwrap().unwrap(), Message::text("Welcome to the chat room!"));
+    server.shutdown().await;
+}
+
+/// A client that sends but never reads is not read either (backpressure),
+/// so its queue never refuses a write; it is dropped once a write to it has
+/// waited `stall-timeout-ms`, not after the 75 s heartbeat.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_never_reads_is_dropped_at_the_stall_timeout() {
+    let stalling = compile_fixture("lifecycle", "stall", "/stall", "[limits]\nstall-timeout-ms = 500\n", |_| {});
+    let server = TestServer::serve(test_config(), vec![stalling]).await;
+    let mut c = server.connect("/stall").await;
+    let id = c.lifecycle_id().await;
+    // Echoes of 256 KiB texts, never read: far more than the socket
+    // buffers hold.
+    let (mut sink, unread) = c.ws.split();
+    let sender = tokio::spawn(async move {
+        let big = "x".repeat(256 << 10);
+        for _ in 0..400 {
+            if sink.send(Message::text(big.as_str())).await.is_err() {
+                break;
+            }
+        }
+    });
+    let gone = format!("disconnected {id} ");
+    wasock_tests::eventually("the stalled session to end", || wasock_tests::logs().contains(&gone)).await;
+    assert!(wasock_tests::logs().contains("client stopped reading (limits.stall-timeout-ms)"));
+    sender.abort();
+    drop(unread);
+    server.shutdown().await;
+}
+
+/// `max-connections-per-ip`: an address over its cap gets 429, other
+/// connections are untouched, and a slot comes back when one closes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_address_over_its_connection_cap_gets_429() {
+    let config = ServerConfig { max_connections_per_ip: Some(2), ..test_config() };
+    let server = TestServer::start_with(config, &["echo"]).await;
+    let mut first = server.connect("/echo").await;
+    first.recv_text().await;
+    let mut second = server.connect("/echo").await;
+    second.recv_text().await;
+    let err = Client::connect(&server.url("/echo")).await.expect_err("a third from the same address").to_string();
+    assert!(err.contains("429"), "{err}");
+    echo_ok(&mut second, "still served").await;
+    drop(first);
+    let mut third = Client::connect_eventually(&server.url("/echo")).await;
+    third.recv_text().await;
+    echo_ok(&mut third, "in").await;
     server.shutdown().await;
 }

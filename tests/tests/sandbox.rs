@@ -1,6 +1,7 @@
 //! A misbehaving plugin is contained: its instance is discarded and replaced,
 //! its clients stay connected, and other endpoints never notice.
 
+use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use wasock_tests::{Client, TestServer, compile_fixture, eventually, logs, plugin, test_config};
 
@@ -89,6 +90,15 @@ async fn a_long_sleep_is_refused_not_waited_for() {
     contained("sleeper", "", "sleep", "asked to wait 10s").await;
 }
 
+/// Naps that each fit the deadline are cut off once the call has not
+/// enough left for the next one: the second 90 ms nap of a 100 ms call is
+/// refused (before, each wait was checked against the whole deadline and the
+/// call ran ~180 ms, until the epoch check after the second nap).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_in_a_loop_share_one_call_deadline() {
+    contained("napper", "", "nap-loop", "asked to wait 90ms with").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_keeps_crashing_is_backed_off_then_recovers() {
     let limits = "[limits]\nmax-traps = 3\ntrap-window-secs = 60\nbackoff-secs = 5\n";
@@ -149,6 +159,36 @@ async fn a_flood_to_a_slow_client_is_bounded_and_closed_with_1008() {
     server.shutdown().await;
 }
 
+/// A queue left full by one burst is policed on its own timer: with no
+/// further write to it, the session is closed with 1008 once the grace is
+/// over (before, only the next write looked at the grace, so such a session
+/// stayed open until the heartbeat).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_left_full_is_closed_when_its_grace_ends_without_another_write() {
+    // 64 MiB: far more than the kernel's socket buffers take off the queue.
+    let limits = "[limits]\nqueue-messages = 4096\nqueue-bytes = 67108864\nqueue-full-grace-ms = 300\n";
+    let server = server_with("stuck", limits).await;
+    let mut slow = server.connect("/bad").await;
+    slow.send_text("flood").await;
+    let closed =
+        |log: &str| log.lines().any(|l| l.contains("outbound queue stayed full") && l.contains("plugin=stuck"));
+    eventually("the flood to be refused", || {
+        logs().lines().any(|l| l.contains("flood: queued ") && l.contains("stuck"))
+    })
+    .await;
+    assert!(!closed(&logs()), "closed before its grace");
+    eventually("the stuck session to be closed", || closed(&logs())).await;
+    let frame = loop {
+        match slow.recv().await {
+            tokio_tungstenite::tungstenite::Message::Text(_) => {}
+            tokio_tungstenite::tungstenite::Message::Close(frame) => break frame.unwrap(),
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(frame.code, CloseCode::Policy);
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chatty_plugin_cannot_flood_the_log() {
     let server = server_with("chatty", "[limits]\nlog-bytes-per-sec = 4096\n").await;
@@ -161,6 +201,26 @@ async fn a_chatty_plugin_cannot_flood_the_log() {
     let logged = log.lines().filter(|l| l.contains("spam line") && l.contains("plugin=\"chatty\"")).count();
     assert!(logged < 600, "{logged} of 2000 lines logged");
     assert!(log.contains("plugin output over its log budget was dropped"));
+    server.shutdown().await;
+}
+
+/// Output dropped over the budget is reported, but the report itself is
+/// rate-limited: a plugin spamming without pause gets one warning, not one
+/// per line that fits between drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dropped_output_warning_cannot_flood_the_log_either() {
+    let server = server_with("spammer", "[limits]\nlog-bytes-per-sec = 4096\n").await;
+    let mut c = server.connect("/bad").await;
+    for _ in 0..20 {
+        c.send_text("spam-log").await;
+        assert_eq!(c.recv_text().await, "spammed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let warnings = logs()
+        .lines()
+        .filter(|l| l.contains("plugin output over its log budget was dropped") && l.contains("spammer"))
+        .count();
+    assert_eq!(warnings, 1, "one warning per 10 s");
     server.shutdown().await;
 }
 

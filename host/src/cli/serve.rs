@@ -28,6 +28,10 @@ pub struct Serve {
     /// Connections held at once, across all endpoints.
     #[arg(long, default_value_t = ServerConfig::default().max_connections)]
     max_connections: usize,
+    /// Connections one client address may hold at once (0: no cap); more
+    /// get 429.
+    #[arg(long, default_value_t = 0)]
+    max_connections_per_ip: usize,
     /// Seconds between heartbeat pings.
     #[arg(long, default_value_t = ServerConfig::default().ping_interval.as_secs())]
     ping_interval: u64,
@@ -55,6 +59,7 @@ impl Serve {
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         let config = ServerConfig {
             max_connections: self.max_connections.max(1),
+            max_connections_per_ip: (self.max_connections_per_ip > 0).then_some(self.max_connections_per_ip),
             handshake_timeout: Duration::from_secs(self.handshake_timeout.max(1)),
             idle_timeout: (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout)),
             ping_interval: Duration::from_secs(self.ping_interval.max(1)),

@@ -9,7 +9,7 @@
 use super::queue::EventRx;
 use super::recovery::TrapWindow;
 use super::{AdmissionControl, Event, SwapError, SwapReport};
-use crate::runtime::{CompiledPlugin, Exports, HostState, deadline_ticks};
+use crate::runtime::{CompiledPlugin, Exports, HostState, arm_call};
 use crate::session::{CloseCode, NewSession, SessionId, Sessions, close_frame};
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,13 +53,25 @@ pub(super) struct Actor {
     pub(super) instance: Instance,
     /// The endpoint's events.
     rx: EventRx,
-    /// The call deadline in epoch ticks.
-    pub(super) deadline: u64,
     /// Recent traps, for the back-off decision.
     pub(super) traps: TrapWindow,
     /// The endpoint is being removed: sessions are closing, and the actor
     /// stops once the last one has ended.
     retiring: bool,
+}
+
+/// The message a panic carries, if it is text.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("?")
+}
+
+/// What the endpoint thread does at each flush point: the full-queue
+/// policy's timers, then the wake-ups of every connection written to.
+/// Returns when it is due again.
+fn at_flush(sessions: &mut Sessions, now: Instant) -> Option<Instant> {
+    sessions.police(now);
+    sessions.flush_wakes();
+    sessions.next_deadline()
 }
 
 impl Actor {
@@ -72,7 +84,6 @@ impl Actor {
         let mut store = plugin.store(Sessions::new(plugin.name.clone(), &plugin.limits));
         let exports = plugin.start(&mut store).map_err(|e| anyhow::anyhow!("instantiation failed: {e:#}"))?;
         Ok(Self {
-            deadline: deadline_ticks(plugin.limits.call_deadline()),
             instance: Instance { store: Box::new(store), state: InstanceState::Live(exports) },
             traps: TrapWindow::default(),
             plugin,
@@ -87,7 +98,7 @@ impl Actor {
     pub(super) fn run(mut self) {
         let span = tracing::info_span!("endpoint", plugin = %self.plugin.name);
         let _entered = span.enter();
-        while let Some(event) = self.rx.next_batched(|| self.instance.sessions().flush_wakes()) {
+        while let Some(event) = self.rx.next_batched(|now| at_flush(self.instance.sessions(), now)) {
             match event {
                 Event::Shutdown => break,
                 Event::Swap { plugin, done } => {
@@ -168,12 +179,10 @@ impl Actor {
         let state = self.snapshot();
         let mut store = new.store(self.sessions().fork(new.name.clone(), &new.limits));
         let exports = new.start(&mut store).map_err(SwapError::Start)?;
-        let deadline = deadline_ticks(new.limits.call_deadline());
-        super::recovery::call_restore(&mut store, &exports, state.as_deref(), deadline).map_err(SwapError::Restore)?;
+        super::recovery::call_restore(&mut store, &exports, state.as_deref()).map_err(SwapError::Restore)?;
         // The old store goes: its pending wake-ups are flushed as it drops.
         self.instance = Instance { store: Box::new(store), state: InstanceState::Live(exports) };
         self.plugin = new;
-        self.deadline = deadline;
         self.traps.clear();
         self.admission.replace_limits(self.plugin.limits.clone());
         self.admission.stop_refusing();
@@ -188,7 +197,7 @@ impl Actor {
         };
         let lifecycle = exports.lifecycle.as_ref()?;
         let store = &mut *self.instance.store;
-        store.set_epoch_deadline(self.deadline);
+        arm_call(store);
         match lifecycle.call_snapshot(store) {
             Ok(state) => Some(state),
             Err(err) => {
@@ -234,8 +243,15 @@ impl Actor {
             return;
         };
         let store = &mut *self.instance.store;
-        store.set_epoch_deadline(self.deadline);
-        if let Err(err) = f(exports, store) {
+        arm_call(store);
+        // A panic in host code during the call (a bug, or a resource the
+        // host could not get) must not end the endpoint's thread: like a
+        // trap, it costs the instance, and the sessions stay.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(exports, store))).unwrap_or_else(|panic| {
+                Err(wasmtime::format_err!("the host panicked during the call: {}", panic_message(&*panic)))
+            });
+        if let Err(err) = outcome {
             self.trapped(handler, Some(session), &err);
         }
     }

@@ -139,41 +139,49 @@ impl Drop for EventTx {
 }
 
 impl EventRx {
-    /// The next event, calling `flush` first when the replies of the events
-    /// handed out so far are due: when the queue runs dry, or under
-    /// constant load every [`WAKE_BATCH`] events or [`WAKE_AFTER`] (a slow
-    /// plugin's replies do not wait for a whole batch). `None` once every
-    /// sender is gone and the queue is empty.
+    /// The next event. When the replies of the events handed out so far
+    /// are due (the queue runs dry, or under constant load every
+    /// [`WAKE_BATCH`] events or [`WAKE_AFTER`], so a slow plugin's replies do
+    /// not wait for a whole batch), calls `at_flush` first with the time; it
+    /// returns when it wants to be called again (its next timer) even if no
+    /// event comes. `None` once every sender is gone and the queue is empty.
     ///
     /// When the queue is empty the thread yields the CPU a few times before
     /// it sleeps: connection tasks that run meanwhile (on this core, when
     /// the server has one) queue their events without having to wake it, so
     /// the thread takes them as one batch instead of a wake-up and two
     /// context switches per message.
-    pub(super) fn next_batched(&mut self, flush: impl FnOnce()) -> Option<Event> {
+    pub(super) fn next_batched(&mut self, mut at_flush: impl FnMut(Instant) -> Option<Instant>) -> Option<Event> {
         self.since_flush += 1;
         // The clock is read every few events only: it costs as much as
         // queueing an event.
-        let fresh = self.since_flush < WAKE_BATCH
+        let keep_batching = self.since_flush < WAKE_BATCH
             && (!self.since_flush.is_multiple_of(CLOCK_EVERY) || self.flushed_at.elapsed() < WAKE_AFTER);
-        if fresh {
+        if keep_batching {
             match self.try_recv() {
                 Ok(event) => return Some(event),
                 Err(TryRecvError::Disconnected) => return None,
                 Err(TryRecvError::Empty) => {}
             }
         }
-        self.since_flush = 0;
-        self.flushed_at = Instant::now();
-        flush();
-        for _ in 0..SPIN_YIELDS {
-            match self.try_recv() {
+        loop {
+            self.since_flush = 0;
+            self.flushed_at = Instant::now();
+            let timer = at_flush(self.flushed_at);
+            for _ in 0..SPIN_YIELDS {
+                match self.try_recv() {
+                    Ok(event) => return Some(event),
+                    Err(TryRecvError::Disconnected) => return None,
+                    Err(TryRecvError::Empty) => std::thread::yield_now(),
+                }
+            }
+            match self.recv_until(timer) {
                 Ok(event) => return Some(event),
                 Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) => std::thread::yield_now(),
+                // The timer is due: flush (and let the caller act) again.
+                Err(TryRecvError::Empty) => {}
             }
         }
-        self.blocking_recv()
     }
 
     /// The next event if one is queued.
@@ -185,22 +193,30 @@ impl EventRx {
         take(&mut self.batch, &mut state)
     }
 
-    /// The next event, sleeping until one comes; `None` once every sender
-    /// is gone and the queue is empty.
-    pub(super) fn blocking_recv(&mut self) -> Option<Event> {
+    /// The next event, sleeping until one comes or `until` passes (then
+    /// `Empty`); `Disconnected` once every sender is gone and the queue is
+    /// empty.
+    fn recv_until(&mut self, until: Option<Instant>) -> Result<Event, TryRecvError> {
         if let Some(event) = self.batch.pop_front() {
-            return Some(event);
+            return Ok(event);
         }
         let mut state = self.inner.lock();
         loop {
             match take(&mut self.batch, &mut state) {
-                Ok(event) => return Some(event),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) => {
-                    state.sleeping = true;
-                    state = self.inner.arrived.wait(state).unwrap_or_else(|e| e.into_inner());
-                }
+                Err(TryRecvError::Empty) => {}
+                other => return other,
             }
+            state.sleeping = true;
+            state = match until {
+                None => self.inner.arrived.wait(state).unwrap_or_else(|e| e.into_inner()),
+                Some(until) => {
+                    let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                        state.sleeping = false;
+                        return Err(TryRecvError::Empty);
+                    };
+                    self.inner.arrived.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0
+                }
+            };
         }
     }
 }
@@ -262,7 +278,7 @@ mod tests {
         assert_eq!(rx.try_recv().err(), Some(TryRecvError::Empty));
         drop(tx);
         assert_eq!(rx.try_recv().err(), Some(TryRecvError::Disconnected));
-        assert!(rx.blocking_recv().is_none());
+        assert_eq!(rx.recv_until(None).err(), Some(TryRecvError::Disconnected));
     }
 
     #[test]
@@ -274,14 +290,38 @@ mod tests {
             tx.send(event(2)).await.unwrap();
         });
         let mut flushes = 0;
-        assert_eq!(id(rx.next_batched(|| flushes += 1).unwrap()), 1);
-        assert_eq!(id(rx.next_batched(|| flushes += 1).unwrap()), 2);
+        assert_eq!(
+            id(rx
+                .next_batched(|_| {
+                    flushes += 1;
+                    None
+                })
+                .unwrap()),
+            1
+        );
+        assert_eq!(
+            id(rx
+                .next_batched(|_| {
+                    flushes += 1;
+                    None
+                })
+                .unwrap()),
+            2
+        );
         assert_eq!(flushes, 0, "flushed while events were still queued");
         let pusher = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             rt.block_on(async { tx.send(event(3)).await.unwrap() });
         });
-        assert_eq!(id(rx.next_batched(|| flushes += 1).unwrap()), 3);
+        assert_eq!(
+            id(rx
+                .next_batched(|_| {
+                    flushes += 1;
+                    None
+                })
+                .unwrap()),
+            3
+        );
         assert_eq!(flushes, 1, "not flushed before waiting for more events");
         pusher.join().unwrap();
     }
@@ -294,9 +334,9 @@ mod tests {
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
             rt.block_on(async { tx.send(event(7)).await.unwrap() });
         });
-        assert_eq!(id(rx.blocking_recv().unwrap()), 7);
+        assert_eq!(id(rx.recv_until(None).unwrap()), 7);
         pusher.join().unwrap();
-        assert!(rx.blocking_recv().is_none(), "the sender is gone");
+        assert_eq!(rx.recv_until(None).err(), Some(TryRecvError::Disconnected), "the sender is gone");
     }
 
     #[tokio::test]

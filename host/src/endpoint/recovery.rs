@@ -10,7 +10,7 @@
 //! refuses connections (503) for `backoff-secs`, then starts afresh.
 
 use super::actor::{Actor, Instance, InstanceState};
-use crate::runtime::{Exports, HostState};
+use crate::runtime::{Exports, HostState, arm_call};
 use crate::session::{CloseCode, SessionId, Sessions, close_frame};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -108,7 +108,7 @@ impl Actor {
         let InstanceState::Live(exports) = &self.instance.state else {
             return;
         };
-        if let Err(err) = call_restore(&mut self.instance.store, exports, None, self.deadline) {
+        if let Err(err) = call_restore(&mut self.instance.store, exports, None) {
             self.trapped("restore", None, &err);
         }
     }
@@ -133,7 +133,6 @@ pub(super) fn call_restore(
     store: &mut Store<HostState>,
     exports: &Exports,
     state: Option<&[u8]>,
-    deadline: u64,
 ) -> wasmtime::Result<()> {
     let Some(lifecycle) = &exports.lifecycle else {
         return Ok(());
@@ -144,6 +143,6 @@ pub(super) fn call_restore(
     }
     let handles: Vec<_> =
         sessions.ids().into_iter().filter_map(|id| sessions.lookup(id).map(Resource::new_own)).collect();
-    store.set_epoch_deadline(deadline);
+    arm_call(store);
     lifecycle.call_restore(store, &handles, state)
 }

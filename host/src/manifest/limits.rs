@@ -41,6 +41,11 @@ pub struct Limits {
     /// How long a queue may stay full before `close` applies, in ms
     /// (default 1000).
     pub queue_full_grace_ms: u64,
+    /// How long a client may leave the server's writes to it unread, in ms
+    /// (default 15 000): a client that sends but never reads is not read
+    /// either (backpressure), so its queue never refuses a write; once a
+    /// write to its socket has waited this long, the connection is dropped.
+    pub stall_timeout_ms: u64,
     /// Bytes per second of stdout and stderr the plugin may log (default
     /// 16 KiB, bursts up to 4x); output beyond it is dropped and counted.
     pub log_bytes_per_sec: usize,
@@ -68,6 +73,7 @@ impl Default for Limits {
             queue_bytes: 8 << 20,
             on_queue_full: QueueFull::Close,
             queue_full_grace_ms: 1000,
+            stall_timeout_ms: 15_000,
             log_bytes_per_sec: 16 << 10,
             attachment_bytes: 4096,
             max_traps: 5,
@@ -80,13 +86,14 @@ impl Default for Limits {
 impl Limits {
     /// The first value that is out of range, as (field, reason).
     pub(super) fn validate(&self) -> Result<(), (&'static str, &'static str)> {
-        let checks: [(bool, &'static str, &'static str); 8] = [
+        let checks: [(bool, &'static str, &'static str); 9] = [
             ((1..=4096).contains(&self.memory_mib), "limits.memory-mib", "must be 1 to 4096"),
             (self.call_deadline_ms >= 10, "limits.call-deadline-ms", "must be at least 10"),
             (self.max_message_bytes >= 125, "limits.max-message-bytes", "must be at least 125"),
             (self.max_connections >= 1, "limits.max-connections", "must be at least 1"),
             (self.queue_messages >= 1, "limits.queue-messages", "must be at least 1"),
             (self.queue_bytes >= 1, "limits.queue-bytes", "must be at least 1"),
+            (self.stall_timeout_ms >= 100, "limits.stall-timeout-ms", "must be at least 100"),
             (self.max_traps >= 1, "limits.max-traps", "must be at least 1"),
             (self.trap_window_secs >= 1, "limits.trap-window-secs", "must be at least 1"),
         ];
@@ -104,6 +111,11 @@ impl Limits {
     /// The call deadline.
     pub fn call_deadline(&self) -> Duration {
         Duration::from_millis(self.call_deadline_ms)
+    }
+
+    /// How long a write to a client's socket may wait.
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_millis(self.stall_timeout_ms)
     }
 
     /// The grace before a full queue closes its session.

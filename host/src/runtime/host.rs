@@ -5,13 +5,14 @@
 //! and never blocks: writes go to bounded per-session queues.
 
 use super::bindings::wasock::plugin::{endpoint, types};
+use super::{EpochClock, deadline_ticks};
 use crate::manifest::Limits;
 use crate::session::{AttachError, QueueError, SessionId, Sessions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 use wasmtime::component::{Resource, ResourceTable};
-use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime::{ResourceLimiter, Store, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 /// Marker type for the `session` resource; its rep indexes the registry's
@@ -39,18 +40,53 @@ pub struct HostState {
     store_limits: StoreLimits,
     /// The plugin's limits (call deadline for host waits).
     limits: Arc<Limits>,
+    /// The epoch ticker's count.
+    clock: Arc<EpochClock>,
+    /// The call deadline in epoch ticks.
+    deadline_ticks: u64,
+    /// The tick by which the current call must end (see [`arm_call`]).
+    call_ends: u64,
+}
+
+/// Starts the clock on one plugin call: wasm code traps at the epoch
+/// deadline, and a host wait may take only what is left of it.
+pub fn arm_call(store: &mut Store<HostState>) {
+    let ticks = store.data().deadline_ticks;
+    store.set_epoch_deadline(ticks);
+    let state = store.data_mut();
+    state.call_ends = state.clock.now() + ticks;
 }
 
 impl HostState {
     /// A state for a new instance, taking over `sessions`; no WASI access
     /// until [`set_wasi`](Self::set_wasi).
-    pub(crate) fn new(sessions: Sessions, store_limits: StoreLimits, limits: Arc<Limits>) -> Self {
-        Self { sessions, wasi: WasiCtxBuilder::new().build(), table: ResourceTable::new(), store_limits, limits }
+    pub(crate) fn new(
+        sessions: Sessions,
+        store_limits: StoreLimits,
+        limits: Arc<Limits>,
+        clock: Arc<EpochClock>,
+    ) -> Self {
+        let deadline_ticks = deadline_ticks(limits.call_deadline());
+        Self {
+            sessions,
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+            store_limits,
+            limits,
+            clock,
+            deadline_ticks,
+            call_ends: 0,
+        }
     }
 
     /// How long one plugin call may take.
     pub(crate) fn call_deadline(&self) -> Duration {
         self.limits.call_deadline()
+    }
+
+    /// What is left of the current call's deadline (within one tick).
+    pub(crate) fn call_time_left(&self) -> Duration {
+        self.clock.until(self.call_ends)
     }
 
     /// The endpoint's sessions.

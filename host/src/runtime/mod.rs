@@ -16,17 +16,58 @@ pub mod stdio;
 mod waits;
 
 pub use cache::{CompileCache, Origin};
-pub use host::HostState;
+pub use host::{HostState, arm_call};
 pub use plugin::{CompiledPlugin, Digest, Exports, LoadError};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 /// How often the engine's epoch advances; the unit of call deadlines.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The epoch ticker's count as the host sees it: a call records the epoch
+/// it must end by, and a host wait measures what is left of it.
+#[derive(Debug)]
+pub struct EpochClock {
+    /// Ticks so far (the engine's epoch advances with it).
+    ticks: AtomicU64,
+    /// When the clock started.
+    base: Instant,
+    /// When the last tick was, in nanoseconds since `base`.
+    last_tick: AtomicU64,
+}
+
+impl EpochClock {
+    fn new() -> Self {
+        Self { ticks: AtomicU64::new(0), base: Instant::now(), last_tick: AtomicU64::new(0) }
+    }
+
+    fn tick(&self) {
+        let nanos = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_tick.store(nanos, Ordering::Release);
+        self.ticks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The current tick.
+    pub fn now(&self) -> u64 {
+        self.ticks.load(Ordering::Acquire)
+    }
+
+    /// About how long until tick `deadline` (within one tick).
+    pub fn until(&self, deadline: u64) -> Duration {
+        let now = self.now();
+        if deadline <= now {
+            return Duration::ZERO;
+        }
+        let last_tick = Duration::from_nanos(self.last_tick.load(Ordering::Acquire));
+        let since_tick = self.base.elapsed().saturating_sub(last_tick);
+        let ticks = u32::try_from(deadline - now).unwrap_or(u32::MAX);
+        EPOCH_TICK.saturating_mul(ticks).saturating_sub(since_tick)
+    }
+}
 
 /// The engine, the linker with every host import, and the epoch ticker.
 /// Shared by every endpoint.
@@ -37,6 +78,8 @@ pub struct Runtime {
     linker: Linker<HostState>,
     /// Compiled components on disk, if caching.
     cache: Option<CompileCache>,
+    /// The epoch ticker's count.
+    clock: Arc<EpochClock>,
     /// The epoch ticker thread.
     ticker: Option<std::thread::JoinHandle<()>>,
     /// Tells the ticker to stop.
@@ -68,22 +111,30 @@ impl Runtime {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
         let engine = Engine::new(&config)?;
+        // wasmtime-wasi runs its sync host calls (stdout included) on a
+        // tokio runtime of its own that it makes on first use, and panics if
+        // it cannot (out of file descriptors): made now, from a thread
+        // outside any tokio runtime, it is never made inside a plugin call.
+        std::thread::spawn(|| wasmtime_wasi::runtime::in_tokio(async {}))
+            .join()
+            .map_err(|_| anyhow::anyhow!("cannot start wasmtime-wasi's runtime"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         bindings::StatefulPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         waits::add_to_linker(&mut linker)?;
         let stop = Arc::new(AtomicBool::new(false));
+        let clock = Arc::new(EpochClock::new());
         let ticker = {
-            let engine = engine.clone();
-            let stop = stop.clone();
+            let (engine, clock, stop) = (engine.clone(), clock.clone(), stop.clone());
             std::thread::Builder::new().name("wasock-epoch".into()).spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(EPOCH_TICK);
+                    clock.tick();
                     engine.increment_epoch();
                 }
             })?
         };
-        Ok(Self { engine, linker, cache, ticker: Some(ticker), stop })
+        Ok(Self { engine, linker, cache, clock, ticker: Some(ticker), stop })
     }
 
     /// The engine.
@@ -97,6 +148,11 @@ impl Runtime {
             Some(cache) => cache.component(&self.engine, bytes, digest),
             None => Ok((Component::new(&self.engine, bytes)?, Origin::Compiled)),
         }
+    }
+
+    /// The epoch ticker's count.
+    pub fn clock(&self) -> &Arc<EpochClock> {
+        &self.clock
     }
 
     /// The linker holding WASI and the wasock imports.

@@ -8,7 +8,7 @@
 use super::bindings::exports::wasock::plugin::{handler, lifecycle};
 use super::host::HostState;
 use super::stdio::{LogBudget, LogOutput, Stream};
-use super::{Origin, Runtime, deadline_ticks};
+use super::{EpochClock, Origin, Runtime, arm_call};
 use crate::manifest::{Grants, Limits, Manifest};
 use crate::session::Sessions;
 use std::path::PathBuf;
@@ -94,6 +94,8 @@ pub struct CompiledPlugin {
     /// Whether it was compiled now or loaded from the compile cache.
     pub origin: Origin,
     grants: Grants,
+    /// The runtime's epoch count, for call deadlines in host waits.
+    clock: Arc<EpochClock>,
     pre: InstancePre<HostState>,
     handler: handler::GuestIndices,
     lifecycle: Option<lifecycle::GuestIndices>,
@@ -147,6 +149,7 @@ impl CompiledPlugin {
             log_budget: Arc::new(LogBudget::new(manifest.limits.log_bytes_per_sec)),
             limits: Arc::new(manifest.limits.clone()),
             grants: manifest.grants.clone(),
+            clock: runtime.clock().clone(),
             pre,
             handler,
             lifecycle,
@@ -176,7 +179,8 @@ impl CompiledPlugin {
             .memories(8)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(self.pre.engine(), HostState::new(sessions, limits, self.limits.clone()));
+        let mut store =
+            Store::new(self.pre.engine(), HostState::new(sessions, limits, self.limits.clone(), self.clock.clone()));
         store.limiter(|s| s.limiter());
         store
     }
@@ -187,7 +191,7 @@ impl CompiledPlugin {
     /// store, and the sessions in it, stay with the caller.
     pub fn start(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
         store.data_mut().set_wasi(self.wasi()?);
-        store.set_epoch_deadline(deadline_ticks(self.limits.call_deadline()));
+        arm_call(store);
         let instance = self.pre.instantiate(&mut *store)?;
         let handler = self.handler.load(&mut *store, &instance)?;
         let lifecycle = match &self.lifecycle {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
@@ -40,18 +40,27 @@ pub struct LogBudget {
 struct Bucket {
     tokens: f64,
     last: Instant,
+    /// Bytes dropped and not yet reported.
     dropped: u64,
+    /// When the last "dropped" warning went out.
+    warned: Option<Instant>,
 }
+
+/// At most one "output dropped" warning per plugin per this: a plugin that
+/// logs without pause cannot make the warning itself a flood.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 impl LogBudget {
     /// A full budget of `rate` bytes per second.
     pub fn new(rate: usize) -> Self {
         let rate = rate as f64;
-        Self { rate, bucket: Mutex::new(Bucket { tokens: rate * 4.0, last: Instant::now(), dropped: 0 }) }
+        let bucket = Bucket { tokens: rate * 4.0, last: Instant::now(), dropped: 0, warned: None };
+        Self { rate, bucket: Mutex::new(bucket) }
     }
 
-    /// Spends `n` bytes if the budget has them; then says how many bytes
-    /// were dropped since the last line that fitted. `None`: over budget.
+    /// Spends `n` bytes if the budget has them; then says how many dropped
+    /// bytes to report now (0 until [`WARN_EVERY`] has passed since the last
+    /// report). `None`: over budget.
     fn spend(&self, n: usize) -> Option<u64> {
         let mut b = self.bucket.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
@@ -60,6 +69,11 @@ impl LogBudget {
         b.last = now;
         if b.tokens >= n as f64 {
             b.tokens -= n as f64;
+            let due = b.dropped > 0 && b.warned.is_none_or(|at| now.duration_since(at) >= WARN_EVERY);
+            if !due {
+                return Some(0);
+            }
+            b.warned = Some(now);
             Some(std::mem::take(&mut b.dropped))
         } else {
             b.dropped += n as u64;

@@ -5,8 +5,9 @@
 //! such calls a plugin can make are WASI clock waits, e.g. Rust's
 //! `thread::sleep`) would hold its endpoint's thread for as long as it asked.
 //! These shadow WASI's `subscribe-duration` and `subscribe-instant` so that a
-//! wait longer than the plugin's call deadline traps at once; shorter waits
-//! behave as usual, and the epoch deadline still bounds their sum.
+//! wait longer than what is left of the current call's deadline traps at
+//! once: a call, waits included, ends within its deadline plus one epoch
+//! tick. Shorter waits behave as usual.
 
 use super::host::HostState;
 use std::time::Duration;
@@ -40,10 +41,11 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 }
 
 fn check(state: &HostState, wait: Duration) -> wasmtime::Result<()> {
-    let limit = state.call_deadline();
-    if wait > limit {
+    let left = state.call_time_left();
+    if wait > left {
+        let limit = state.call_deadline();
         wasmtime::bail!(
-            "the plugin asked to wait {wait:?} in one call; a call may take at most {limit:?} (limits.call-deadline-ms)"
+            "the plugin asked to wait {wait:?} with {left:?} left of its call; a call, waits included, may take at most {limit:?} (limits.call-deadline-ms)"
         );
     }
     Ok(())

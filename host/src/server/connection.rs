@@ -16,6 +16,7 @@
 use super::ServerState;
 use super::io::{ReadHint, Readable};
 use crate::endpoint::{EndpointHandle, Event};
+use crate::log_limit::LogLimit;
 use crate::session::{CloseCode, NewSession, SessionId, SessionRx, Signal, close_frame, link, plugin_close_frame};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
@@ -34,6 +35,13 @@ pub(super) type Ws = WebSocketStream<ReadHint<TokioIo<Upgraded>>>;
 
 /// Most queued messages written before one flush.
 const MAX_BATCH: usize = 256;
+
+/// Abnormal ends of sessions are logged at info, each kind at most once a
+/// second (the next line says how many were held back): clients cannot
+/// flood the log.
+static BAD_MESSAGE: LogLimit = LogLimit::new(Duration::from_secs(1));
+static SILENT_CLIENT: LogLimit = LogLimit::new(Duration::from_secs(1));
+static STALLED_CLIENT: LogLimit = LogLimit::new(Duration::from_secs(1));
 
 /// A WebSocket session whose handshake is done, about to run.
 pub(super) struct Accepted {
@@ -77,6 +85,7 @@ pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
         idle_check: shared.config.idle_timeout.map(|idle| now + idle),
         closing_deadline: None,
         credit: false,
+        stall_timeout: limits.stall_timeout(),
     };
     tracing::debug!("connected");
     if task.endpoint.send(connected).await.is_err() {
@@ -114,6 +123,8 @@ struct SessionTask {
     closing_deadline: Option<Instant>,
     /// Holds a credit to pass one client message to the plugin.
     credit: bool,
+    /// How long a write to the socket may wait (`limits.stall-timeout-ms`).
+    stall_timeout: Duration,
 }
 
 /// Whether the session goes on after a step.
@@ -151,7 +162,7 @@ impl SessionTask {
             // starve reading the client, its pongs or the heartbeat.
             let flow = tokio::select! {
                 signal = std::future::poll_fn(|cx| rx.poll_next(cx, want_credit)) => match signal {
-                    Signal::Message(msg) => self.write_batch(msg, &mut rx, config.pong_timeout, config.close_timeout).await,
+                    Signal::Message(msg) => self.write_batch(msg, &mut rx, config.close_timeout).await,
                     Signal::Credit => Flow::Continue,
                     Signal::Ended => Flow::End,
                 },
@@ -251,22 +262,19 @@ impl SessionTask {
                 return Flow::End;
             }
         };
-        tracing::debug!(error = %err, code = u16::from(code), "closing after a bad message");
+        if let Some(held_back) = BAD_MESSAGE.allow() {
+            let (plugin, session) = (self.endpoint.name(), self.id);
+            tracing::info!(%plugin, session, code = u16::from(code), error = %err, held_back, "closing after a bad message");
+        }
         let frame = close_frame(code, reason);
         let _ = tokio::time::timeout(close_timeout, self.ws.send(Message::Close(Some(frame)))).await;
         Flow::End
     }
 
     /// Writes `first` and whatever else is queued, then flushes once. A
-    /// client that takes longer than `write_timeout` to accept the batch has
-    /// stopped reading and is dropped.
-    async fn write_batch(
-        &mut self,
-        first: Message,
-        rx: &mut SessionRx,
-        write_timeout: Duration,
-        close_timeout: Duration,
-    ) -> Flow {
+    /// client that takes longer than the stall timeout to accept the batch
+    /// has stopped reading and is dropped.
+    async fn write_batch(&mut self, first: Message, rx: &mut SessionRx, close_timeout: Duration) -> Flow {
         if self.closing_deadline.is_some() {
             return Flow::Continue;
         }
@@ -287,14 +295,20 @@ impl SessionTask {
             }
             self.ws.flush().await
         };
-        match tokio::time::timeout(write_timeout, batch).await {
+        match tokio::time::timeout(self.stall_timeout, batch).await {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 tracing::debug!(error = %err, "write failed");
                 return Flow::End;
             }
             Err(_) => {
-                tracing::debug!("client stopped reading; dropping it");
+                if let Some(held_back) = STALLED_CLIENT.allow() {
+                    let (plugin, session, stall_timeout) = (self.endpoint.name(), self.id, self.stall_timeout);
+                    tracing::info!(
+                        %plugin, session, ?stall_timeout, held_back,
+                        "client stopped reading (limits.stall-timeout-ms); dropping it"
+                    );
+                }
                 return Flow::End;
             }
         }
@@ -326,13 +340,16 @@ impl SessionTask {
     /// Pings the client, or ends the session if it has been silent too long.
     async fn heartbeat(&mut self, now: Instant, pong_timeout: Duration) -> Flow {
         if now.duration_since(self.last_seen) > pong_timeout {
-            tracing::debug!("no answer to pings; dropping the connection");
+            if let Some(held_back) = SILENT_CLIENT.allow() {
+                let (plugin, session) = (self.endpoint.name(), self.id);
+                tracing::info!(%plugin, session, ?pong_timeout, held_back, "no answer to pings; dropping the connection");
+            }
             return Flow::End;
         }
         if self.closing_deadline.is_some() {
             return Flow::Continue;
         }
-        match tokio::time::timeout(pong_timeout, self.ws.send(Message::Ping(Bytes::new()))).await {
+        match tokio::time::timeout(self.stall_timeout, self.ws.send(Message::Ping(Bytes::new()))).await {
             Ok(Ok(())) => Flow::Continue,
             _ => Flow::End,
         }

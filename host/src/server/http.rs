@@ -9,7 +9,9 @@
 //! finish its request within the handshake timeout is cut off.
 
 use super::io::ReadHint;
+use super::peers::PeerPermit;
 use super::{ServerState, connection};
+use crate::log_limit::LogLimit;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -29,18 +31,46 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 type Body = Full<Bytes>;
 
-/// One of the server's connection permits; released when the socket's last
-/// user (the HTTP connection, or the WebSocket session it upgraded to) ends.
-type ConnectionPermit = Arc<OwnedSemaphorePermit>;
+/// Upgrades refused with 503 are logged at most once a second.
+static REFUSED: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
+
+/// Connections refused with 429 are logged at most once a second.
+static OVER_CAP: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
+
+/// One of the server's connection permits (and its address's, under a
+/// per-address cap); released when the socket's last user (the HTTP
+/// connection, or the WebSocket session it upgraded to) ends.
+#[derive(Debug, Clone)]
+pub(super) struct ConnectionPermit {
+    /// Held for what it releases when dropped.
+    _held: Arc<(OwnedSemaphorePermit, Option<PeerPermit>)>,
+}
+
+impl ConnectionPermit {
+    /// Holds `server` and `peer` together.
+    pub(super) fn new(server: OwnedSemaphorePermit, peer: Option<PeerPermit>) -> Self {
+        Self { _held: Arc::new((server, peer)) }
+    }
+}
 
 /// Serves one accepted socket until it closes, upgrades, or the server shuts
 /// down (then in-flight requests finish and the socket closes).
-pub(super) async fn serve(stream: TcpStream, peer: SocketAddr, shared: Arc<ServerState>, permit: ConnectionPermit) {
+///
+/// A connection `over_cap` (its address holds `max-connections-per-ip`
+/// already) gets 429 to every request, and is closed after it.
+pub(super) async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: Arc<ServerState>,
+    permit: ConnectionPermit,
+    over_cap: bool,
+) {
     let service = {
         let shared = shared.clone();
         service_fn(move |req| {
             let (shared, permit) = (shared.clone(), permit.clone());
-            async move { Ok::<_, Infallible>(route(req, peer, shared, permit)) }
+            let response = if over_cap { too_many(peer) } else { route(req, peer, shared, permit) };
+            async move { Ok::<_, Infallible>(response) }
         })
     };
     let conn = http1::Builder::new()
@@ -88,7 +118,9 @@ fn route(
     let admitted = match endpoint.admit() {
         Ok(admitted) => admitted,
         Err(refusal) => {
-            tracing::debug!(plugin = %endpoint.name(), %peer, "refused: {refusal}");
+            if let Some(held_back) = REFUSED.allow() {
+                tracing::info!(plugin = %endpoint.name(), %peer, held_back, "refused with 503: {refusal}");
+            }
             return plain(StatusCode::SERVICE_UNAVAILABLE, &format!("{refusal}\n"));
         }
     };
@@ -120,6 +152,16 @@ fn ws_config(config: &crate::ServerConfig, max_message: usize) -> WebSocketConfi
         .write_buffer_size(config.write_buffer_size)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
+}
+
+/// The answer to a client address over `max-connections-per-ip`.
+fn too_many(peer: SocketAddr) -> Response<Body> {
+    if let Some(held_back) = OVER_CAP.allow() {
+        tracing::info!(%peer, held_back, "refused with 429: too many connections from this address");
+    }
+    let mut resp = plain(StatusCode::TOO_MANY_REQUESTS, "too many connections from your address\n");
+    resp.headers_mut().insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 fn plain(status: StatusCode, body: &str) -> Response<Body> {

@@ -17,9 +17,11 @@ mod connection;
 mod http;
 mod io;
 mod live;
+mod peers;
 
 use crate::config::ServerConfig;
 use crate::endpoint::EndpointHandle;
+use crate::log_limit::LogLimit;
 use crate::session::SessionId;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -49,7 +51,16 @@ struct ServerState {
     live: live::LiveSessions,
     /// Every connection task, so shutdown can wait for them.
     tasks: TaskTracker,
+    /// Connections per client address, if they are capped.
+    peers: Option<Arc<peers::PeerCounts>>,
 }
+
+/// How long the accept loop waits after a failed accept (out of file
+/// descriptors): no spinning, and quick to recover once some are free.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// Failed accepts are logged at most every 5 s.
+static ACCEPT_FAILED: LogLimit = LogLimit::new(Duration::from_secs(5));
 
 /// Source of session ids: unique for the life of the process, even across
 /// servers, so an id a plugin keeps can never name a different connection.
@@ -78,6 +89,7 @@ pub async fn run(
 ) {
     let shared = Arc::new(ServerState {
         routes,
+        peers: config.max_connections_per_ip.map(peers::PeerCounts::new),
         config,
         shutdown: CancellationToken::new(),
         live: live::LiveSessions::default(),
@@ -97,12 +109,21 @@ pub async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let _ = stream.set_nodelay(true);
-                    shared.tasks.spawn(http::serve(stream, peer, shared.clone(), Arc::new(permit)));
+                    // Over its address's cap, a connection is served only
+                    // to be told so (429).
+                    let peer_permit = shared.peers.as_ref().map(|p| p.admit(peer.ip()));
+                    let over_cap = matches!(peer_permit, Some(None));
+                    let permit = http::ConnectionPermit::new(permit, peer_permit.flatten());
+                    shared.tasks.spawn(http::serve(stream, peer, shared.clone(), permit, over_cap));
                 }
                 Err(err) => {
-                    // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!(error = %err, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    // Out of file descriptors (EMFILE) and the like: the
+                    // connection stays in the backlog; back off, keep
+                    // serving the sessions there are, retry.
+                    if let Some(held_back) = ACCEPT_FAILED.allow() {
+                        tracing::warn!(error = %err, held_back, "accept failed; retrying every {ACCEPT_RETRY:?}");
+                    }
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                 }
             },
         }

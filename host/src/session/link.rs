@@ -113,6 +113,12 @@ impl SessionTx {
         }
     }
 
+    /// Whether the queue is still at least half full (see
+    /// [`Outbound::backed_up`]).
+    pub fn backed_up(&self) -> bool {
+        self.0.outbound.backed_up()
+    }
+
     /// Payload bytes queued and not yet written to the socket.
     pub fn queued_bytes(&self) -> usize {
         self.0.outbound.queued_bytes()

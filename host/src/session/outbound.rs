@@ -107,6 +107,14 @@ impl Outbound {
             && (queued + in_flight > self.max_messages || self.bytes.load(Ordering::Relaxed) * 2 > self.max_bytes)
     }
 
+    /// Whether the queue holds at least half of what it may (by messages or
+    /// bytes): a queue that refused a write and is still backed up like this
+    /// has not been drained by its client.
+    pub(super) fn backed_up(&self) -> bool {
+        self.messages.load(Ordering::Relaxed) * 2 >= self.max_messages
+            || self.bytes.load(Ordering::Relaxed) * 2 >= self.max_bytes
+    }
+
     /// Payload bytes queued.
     pub(super) fn queued_bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)

@@ -62,6 +62,9 @@ pub struct Sessions {
     handles: slab::Slab<SessionId>,
     /// Connections to wake once the current batch of events is done.
     wakes: Wakes,
+    /// When the earliest full queue's grace may run out (under
+    /// `on-queue-full = "close"`); see [`police`](Self::police).
+    full_deadline: Option<Instant>,
     policy: Policy,
     /// The plugin's name, for log lines.
     plugin: Arc<str>,
@@ -83,6 +86,7 @@ impl Sessions {
             live: BTreeMap::new(),
             handles: slab::Slab::new(),
             wakes: Wakes::default(),
+            full_deadline: None,
             policy: Policy {
                 on_full: limits.on_queue_full,
                 full_grace: limits.queue_full_grace(),
@@ -109,6 +113,7 @@ impl Sessions {
         let mut fork = Self::new(plugin, limits);
         fork.live = self.live.clone();
         fork.reset_handles();
+        fork.full_deadline = fork.earliest_full_deadline();
         fork
     }
 
@@ -191,8 +196,10 @@ impl Sessions {
             return Err(QueueError::Closed);
         };
         let result = entry.tx.try_send(msg, &mut self.wakes);
-        if stays_full(entry, &result, &self.policy) {
-            self.close_slow(id);
+        match stays_full(entry, &result, &self.policy) {
+            Full::Over => self.close_slow(id),
+            Full::Since(since) => self.note_full(since),
+            Full::No => {}
         }
         result
     }
@@ -201,7 +208,7 @@ impl Sessions {
     /// took it.
     pub fn broadcast(&mut self, msg: &Message, except: Option<SessionId>) -> u32 {
         let mut sent = 0;
-        let mut slow = Vec::new();
+        let (mut slow, mut first_full) = (Vec::new(), None);
         for (id, entry) in self.live.iter_mut() {
             if entry.closing || Some(*id) == except {
                 continue;
@@ -209,14 +216,64 @@ impl Sessions {
             let result = entry.tx.try_send(msg.clone(), &mut self.wakes);
             if result.is_ok() {
                 sent += 1;
-            } else if stays_full(entry, &result, &self.policy) {
-                slow.push(*id);
             }
+            match stays_full(entry, &result, &self.policy) {
+                Full::Over => slow.push(*id),
+                Full::Since(since) => first_full = Some(first_full.map_or(since, |f: Instant| f.min(since))),
+                Full::No => {}
+            }
+        }
+        if let Some(since) = first_full {
+            self.note_full(since);
         }
         for id in slow {
             self.close_slow(id);
         }
         sent
+    }
+
+    /// A queue refused a write at `since`: its grace runs out then.
+    fn note_full(&mut self, since: Instant) {
+        let due = since + self.policy.full_grace;
+        self.full_deadline = Some(self.full_deadline.map_or(due, |d| d.min(due)));
+    }
+
+    /// When [`police`](Self::police) has something to check next.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.full_deadline
+    }
+
+    /// Closes (1008) every session whose queue refused a write more than
+    /// the grace ago and is still backed up, even if the plugin has not
+    /// written to it since; forgets the refusal of those that drained.
+    pub fn police(&mut self, now: Instant) {
+        if self.full_deadline.is_none_or(|d| now < d) {
+            return;
+        }
+        let grace = self.policy.full_grace;
+        let mut slow = Vec::new();
+        for (id, entry) in self.live.iter_mut() {
+            let Some(since) = entry.full_since else { continue };
+            if entry.closing || !entry.tx.backed_up() {
+                entry.full_since = None;
+            } else if now >= since + grace {
+                slow.push(*id);
+            }
+        }
+        for id in slow {
+            self.close_slow(id);
+            if let Some(entry) = self.live.get_mut(&id) {
+                entry.full_since = None;
+            }
+        }
+        self.full_deadline = self.earliest_full_deadline();
+    }
+
+    fn earliest_full_deadline(&self) -> Option<Instant> {
+        if self.policy.on_full != QueueFull::Close {
+            return None;
+        }
+        self.live.values().filter_map(|e| e.full_since).min().map(|since| since + self.policy.full_grace)
     }
 
     fn close_slow(&mut self, id: SessionId) {
@@ -286,17 +343,28 @@ impl Sessions {
     }
 }
 
-/// Tracks how long a session's queue has refused writes; true when the
-/// `close` policy says the session must go.
-fn stays_full(entry: &mut Entry, result: &Result<(), QueueError>, policy: &Policy) -> bool {
+/// What a write's outcome says about a session's full queue.
+enum Full {
+    /// Not full (or the policy lets it be).
+    No,
+    /// Refusing writes since then, within the grace.
+    Since(Instant),
+    /// Refusing writes for longer than the grace: the session must go.
+    Over,
+}
+
+/// Tracks how long a session's queue has refused writes under the `close`
+/// policy.
+fn stays_full(entry: &mut Entry, result: &Result<(), QueueError>, policy: &Policy) -> Full {
     match result {
-        Err(QueueError::Full) => {
+        Err(QueueError::Full) if policy.on_full == QueueFull::Close => {
             let since = *entry.full_since.get_or_insert_with(Instant::now);
-            policy.on_full == QueueFull::Close && since.elapsed() >= policy.full_grace
+            if since.elapsed() >= policy.full_grace { Full::Over } else { Full::Since(since) }
         }
+        Err(QueueError::Full) => Full::No,
         _ => {
             entry.full_since = None;
-            false
+            Full::No
         }
     }
 }
