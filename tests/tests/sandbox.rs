@@ -224,6 +224,24 @@ async fn the_dropped_output_warning_cannot_flood_the_log_either() {
     server.shutdown().await;
 }
 
+/// `recycle-above-mib`: an instance whose memory grew past the bound is
+/// replaced once the endpoint is idle, handing over its sessions (the
+/// fixture's restore tells them); one that did not grow is left alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_whose_memory_grew_is_recycled_when_idle() {
+    let server = server_with("grower", "[limits]\nrecycle-above-mib = 4\n").await;
+    let mut c = server.connect("/bad").await;
+    c.send_text("small").await;
+    assert_eq!(c.recv_text().await, "small", "recycled without growing");
+    c.send_text("grow").await;
+    assert_eq!(c.recv_text().await, "grew 8");
+    assert_eq!(c.recv_text().await, "restored:1");
+    eventually("the recycling to be logged", || logs().contains("recycled the instance: its memory grew past")).await;
+    c.send_text("again").await;
+    assert_eq!(c.recv_text().await, "again");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attachments_survive_a_restart_and_are_capped() {
     let server = server_with("attacher", "[limits]\nattachment-bytes = 8\n").await;

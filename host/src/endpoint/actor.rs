@@ -58,6 +58,8 @@ pub(super) struct Actor {
     /// The endpoint is being removed: sessions are closing, and the actor
     /// stops once the last one has ended.
     retiring: bool,
+    /// The live instance's memory once started, for `recycle-above-mib`.
+    pub(super) memory_at_start: usize,
 }
 
 /// The message a panic carries, if it is text.
@@ -84,6 +86,7 @@ impl Actor {
         let mut store = plugin.store(Sessions::new(plugin.name.clone(), &plugin.limits));
         let exports = plugin.start(&mut store).map_err(|e| anyhow::anyhow!("instantiation failed: {e:#}"))?;
         Ok(Self {
+            memory_at_start: store.data().memory_bytes(),
             instance: Instance { store: Box::new(store), state: InstanceState::Live(exports) },
             traps: TrapWindow::default(),
             plugin,
@@ -106,6 +109,9 @@ impl Actor {
                 }
                 Event::Retire => self.retire(),
                 event => self.handle(event),
+            }
+            if self.grown_too_far() && self.rx.is_idle() {
+                self.recycle();
             }
             if self.retiring && self.sessions().is_empty() {
                 tracing::info!("endpoint removed");
@@ -176,17 +182,54 @@ impl Actor {
     /// `restore`, the old one keeps serving, untouched.
     fn swap(&mut self, new: Arc<CompiledPlugin>) -> Result<SwapReport, SwapError> {
         let started = Instant::now();
-        let state = self.snapshot();
-        let mut store = new.store(self.sessions().fork(new.name.clone(), &new.limits));
-        let exports = new.start(&mut store).map_err(SwapError::Start)?;
-        super::recovery::call_restore(&mut store, &exports, state.as_deref()).map_err(SwapError::Restore)?;
-        // The old store goes: its pending wake-ups are flushed as it drops.
-        self.instance = Instance { store: Box::new(store), state: InstanceState::Live(exports) };
+        self.replace_instance(&new)?;
         self.plugin = new;
         self.traps.clear();
         self.admission.replace_limits(self.plugin.limits.clone());
         self.admission.stop_refusing();
         Ok(SwapReport { sessions: self.sessions().len(), switch: started.elapsed() })
+    }
+
+    /// A fresh instance of `plugin` in place of the running one, handed the
+    /// live sessions and the old one's `snapshot`.
+    fn replace_instance(&mut self, plugin: &CompiledPlugin) -> Result<(), SwapError> {
+        let state = self.snapshot();
+        let mut store = plugin.store(self.sessions().fork(plugin.name.clone(), &plugin.limits));
+        let exports = plugin.start(&mut store).map_err(SwapError::Start)?;
+        super::recovery::call_restore(&mut store, &exports, state.as_deref()).map_err(SwapError::Restore)?;
+        self.memory_at_start = store.data().memory_bytes();
+        // The old store goes: its pending wake-ups are flushed as it drops.
+        self.instance = Instance { store: Box::new(store), state: InstanceState::Live(exports) };
+        Ok(())
+    }
+
+    /// Whether the live instance's memory has grown `recycle-above-mib` past
+    /// its size after start.
+    fn grown_too_far(&self) -> bool {
+        let above = self.plugin.limits.recycle_above_mib as usize * (1 << 20);
+        above > 0
+            && matches!(self.instance.state, InstanceState::Live(_))
+            && self.instance.store.data().memory_bytes() > self.memory_at_start + above
+    }
+
+    /// Replaces an instance whose memory grew too far with a fresh one of
+    /// the same version (the endpoint is idle); the sessions and the
+    /// `snapshot` state carry over.
+    fn recycle(&mut self) {
+        let grown = self.instance.store.data().memory_bytes() >> 20;
+        let plugin = self.plugin.clone();
+        match self.replace_instance(&plugin) {
+            Ok(()) => tracing::info!(
+                memory_mib = grown,
+                fresh_mib = self.memory_at_start >> 20,
+                "recycled the instance: its memory grew past limits.recycle-above-mib"
+            ),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot recycle the instance; it keeps serving");
+                // Not again until it grows further.
+                self.memory_at_start = self.instance.store.data().memory_bytes();
+            }
+        }
     }
 
     /// The running instance's state for its successor; `None` if it has no

@@ -184,6 +184,11 @@ impl EventRx {
         }
     }
 
+    /// Whether no event is waiting.
+    pub(super) fn is_idle(&mut self) -> bool {
+        self.batch.is_empty() && self.inner.lock().events.is_empty()
+    }
+
     /// The next event if one is queued.
     pub(super) fn try_recv(&mut self) -> Result<Event, TryRecvError> {
         if let Some(event) = self.batch.pop_front() {

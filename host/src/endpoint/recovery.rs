@@ -89,6 +89,7 @@ impl Actor {
         match self.plugin.start(&mut store) {
             Ok(exports) => {
                 tracing::info!(sessions = store.data_mut().sessions().len(), "fresh plugin instance started");
+                self.memory_at_start = store.data().memory_bytes();
                 self.instance = Instance { store: Box::new(store), state: InstanceState::Live(exports) };
                 self.restore();
             }

@@ -46,6 +46,11 @@ pub struct Limits {
     /// either (backpressure), so its queue never refuses a write; once a
     /// write to its socket has waited this long, the connection is dropped.
     pub stall_timeout_ms: u64,
+    /// Recycle an instance whose linear memory has grown this many MiB past
+    /// its size after start, once the endpoint is idle (default 0: never).
+    /// Memory never shrinks; recycling hands the live sessions and the
+    /// `snapshot` state to a fresh instance, as a swap does.
+    pub recycle_above_mib: u32,
     /// Bytes per second of stdout and stderr the plugin may log (default
     /// 16 KiB, bursts up to 4x); output beyond it is dropped and counted.
     pub log_bytes_per_sec: usize,
@@ -74,6 +79,7 @@ impl Default for Limits {
             on_queue_full: QueueFull::Close,
             queue_full_grace_ms: 1000,
             stall_timeout_ms: 15_000,
+            recycle_above_mib: 0,
             log_bytes_per_sec: 16 << 10,
             attachment_bytes: 4096,
             max_traps: 5,

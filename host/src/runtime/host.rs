@@ -20,6 +20,48 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 #[derive(Debug)]
 pub struct SessionResource;
 
+/// wasmtime's store limits, noting how far memory has grown.
+struct GrowthLimiter {
+    /// The caps.
+    limits: StoreLimits,
+    /// The largest size a memory was allowed to grow to.
+    memory_bytes: usize,
+}
+
+impl ResourceLimiter for GrowthLimiter {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let allowed = self.limits.memory_growing(current, desired, maximum)?;
+        if allowed {
+            self.memory_bytes = self.memory_bytes.max(desired);
+        }
+        Ok(allowed)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.limits.table_growing(current, desired, maximum)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.memory_grow_failed(error)
+    }
+
+    fn table_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.limits.table_grow_failed(error)
+    }
+
+    fn instances(&self) -> usize {
+        self.limits.instances()
+    }
+
+    fn tables(&self) -> usize {
+        self.limits.tables()
+    }
+
+    fn memories(&self) -> usize {
+        self.limits.memories()
+    }
+}
+
 impl std::fmt::Debug for HostState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostState").field("sessions", &self.sessions.len()).finish_non_exhaustive()
@@ -36,8 +78,8 @@ pub struct HostState {
     wasi: WasiCtx,
     /// Resource table for WASI's own resources.
     table: ResourceTable,
-    /// Memory and instance caps.
-    store_limits: StoreLimits,
+    /// Memory and instance caps, and how far memory has grown.
+    store_limits: GrowthLimiter,
     /// The plugin's limits (call deadline for host waits).
     limits: Arc<Limits>,
     /// The epoch ticker's count.
@@ -71,7 +113,7 @@ impl HostState {
             sessions,
             wasi: WasiCtxBuilder::new().build(),
             table: ResourceTable::new(),
-            store_limits,
+            store_limits: GrowthLimiter { limits: store_limits, memory_bytes: 0 },
             limits,
             clock,
             deadline_ticks,
@@ -102,6 +144,12 @@ impl HostState {
     /// The store's resource limiter.
     pub(crate) fn limiter(&mut self) -> &mut dyn ResourceLimiter {
         &mut self.store_limits
+    }
+
+    /// The largest size any of the instance's linear memories has grown
+    /// to, in bytes (memories never shrink).
+    pub fn memory_bytes(&self) -> usize {
+        self.store_limits.memory_bytes
     }
 
     fn session_of(&self, handle: &Resource<SessionResource>) -> wasmtime::Result<SessionId> {
