@@ -3,7 +3,8 @@
 //!
 //! The binary is the one `cargo test --workspace` builds next to the test
 //! executables (cargo builds the `wasock` package's binary for its own
-//! integration tests).
+//! integration tests); `cargo test -p wasock-tests` alone does not rebuild
+//! it, so build `-p wasock` too when iterating.
 
 use crate::compile_cache_dir;
 use std::io::{BufRead, BufReader};
@@ -15,8 +16,13 @@ use std::time::Duration;
 /// The `wasock` binary of this build.
 pub fn binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/<test> -> target/<profile>/wasock
-    let bin = exe.parent().and_then(Path::parent).expect("target dir").join("wasock");
+    // target/<profile>/deps/<test> or target/<profile>/<bench binary> ->
+    // target/<profile>/wasock
+    let mut dir = exe.parent().expect("target dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target dir");
+    }
+    let bin = dir.join("wasock");
     assert!(bin.is_file(), "{} is not built: run `cargo test --workspace` (or `cargo build -p wasock`)", bin.display());
     bin
 }

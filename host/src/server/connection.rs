@@ -100,6 +100,23 @@ pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
     tracing::debug!("disconnected");
 }
 
+/// Most bytes read and discarded after closing on a bad message.
+const DRAIN_MAX: usize = 64 << 20;
+
+/// Reads and discards from `io` until the client closes its side, or
+/// [`DRAIN_MAX`] bytes (the caller bounds the time).
+async fn drain(io: &mut ReadHint<TokioIo<Upgraded>>) {
+    use tokio::io::AsyncReadExt;
+    let mut scratch = vec![0; 16 << 10];
+    let mut drained = 0;
+    while drained < DRAIN_MAX {
+        match io.read(&mut scratch).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => drained += n,
+        }
+    }
+}
+
 /// The connection task's state.
 struct SessionTask {
     /// The socket.
@@ -267,7 +284,16 @@ impl SessionTask {
             tracing::info!(%plugin, session, code = u16::from(code), error = %err, held_back, "closing after a bad message");
         }
         let frame = close_frame(code, reason);
-        let _ = tokio::time::timeout(close_timeout, self.ws.send(Message::Close(Some(frame)))).await;
+        let closing = async {
+            self.ws.send(Message::Close(Some(frame))).await?;
+            // RFC 6455 section 7: after the close, read (and discard) what
+            // the client is still sending until it stops. Closing a socket
+            // with unread data resets it, and a client still writing then
+            // fails its write and may never read the close frame.
+            drain(self.ws.get_mut()).await;
+            Ok::<_, WsError>(())
+        };
+        let _ = tokio::time::timeout(close_timeout, closing).await;
         Flow::End
     }
 
