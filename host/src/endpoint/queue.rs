@@ -294,40 +294,23 @@ mod tests {
             tx.send(event(1)).await.unwrap();
             tx.send(event(2)).await.unwrap();
         });
-        let mut flushes = 0;
-        assert_eq!(
-            id(rx
-                .next_batched(|_| {
-                    flushes += 1;
-                    None
-                })
-                .unwrap()),
-            1
-        );
-        assert_eq!(
-            id(rx
-                .next_batched(|_| {
-                    flushes += 1;
-                    None
-                })
-                .unwrap()),
-            2
-        );
-        assert_eq!(flushes, 0, "flushed while events were still queued");
+        let flushes = std::cell::Cell::new(0);
+        let mut next = || {
+            let event = rx.next_batched(|_| {
+                flushes.set(flushes.get() + 1);
+                None
+            });
+            id(event.unwrap())
+        };
+        assert_eq!(next(), 1);
+        assert_eq!(next(), 2);
+        assert_eq!(flushes.get(), 0, "flushed while events were still queued");
         let pusher = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             rt.block_on(async { tx.send(event(3)).await.unwrap() });
         });
-        assert_eq!(
-            id(rx
-                .next_batched(|_| {
-                    flushes += 1;
-                    None
-                })
-                .unwrap()),
-            3
-        );
-        assert_eq!(flushes, 1, "not flushed before waiting for more events");
+        assert_eq!(next(), 3);
+        assert_eq!(flushes.get(), 1, "not flushed before waiting for more events");
         pusher.join().unwrap();
     }
 

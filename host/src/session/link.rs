@@ -118,11 +118,6 @@ impl SessionTx {
     pub fn backed_up(&self) -> bool {
         self.0.outbound.backed_up()
     }
-
-    /// Payload bytes queued and not yet written to the socket.
-    pub fn queued_bytes(&self) -> usize {
-        self.0.outbound.queued_bytes()
-    }
 }
 
 /// What woke a connection task waiting on its queue.

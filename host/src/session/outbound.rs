@@ -115,11 +115,6 @@ impl Outbound {
             || self.bytes.load(Ordering::Relaxed) * 2 >= self.max_bytes
     }
 
-    /// Payload bytes queued.
-    pub(super) fn queued_bytes(&self) -> usize {
-        self.bytes.load(Ordering::Relaxed)
-    }
-
     /// The connection is gone: drops what is queued and refuses the rest.
     pub(super) fn close(&self) {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -144,7 +139,6 @@ mod tests {
         q.try_push(Message::text("x")).unwrap_err();
         assert_eq!(q.try_pop(), Some(Message::text("ab")));
         q.try_push(Message::text("x")).unwrap();
-        assert_eq!(q.queued_bytes(), 1);
         q.close();
         assert_eq!(q.try_push(Message::text("")), Err(QueueError::Closed));
         assert_eq!(q.try_pop(), None);

@@ -172,11 +172,6 @@ impl Supervisor {
         &self.paths
     }
 
-    /// Whether no plugin is served.
-    pub fn is_empty(&self) -> bool {
-        self.plugins.is_empty()
-    }
-
     /// The plugin directories that `changed` paths touch in a way a build
     /// should follow: a file inside the directory, not in a directory of
     /// build output or installed packages, and not the component itself.
@@ -198,11 +193,6 @@ impl Supervisor {
             .map(|(dir, _)| dir.clone())
             .collect();
         Rebuild::Dirs(dirs)
-    }
-
-    /// Whether reloads may run build commands.
-    pub fn builds(&self) -> bool {
-        self.build
     }
 
     /// Brings the served plugins in line with the disk.
