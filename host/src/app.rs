@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+use crate::admin::{self, AdminState};
 use crate::config::ServerConfig;
 use crate::runtime::Runtime;
 use crate::server;
@@ -59,9 +60,18 @@ pub struct ServerBuilder {
     watch: bool,
     /// Where to listen.
     listen: SocketAddr,
+    /// Where the admin listener listens, if anywhere.
+    admin: Option<SocketAddr>,
 }
 
 impl ServerBuilder {
+    /// Serves `/healthz`, `/readyz` and `/status` on `addr` (off by default;
+    /// see [`crate::admin`]).
+    pub fn admin(mut self, addr: Option<SocketAddr>) -> Self {
+        self.admin = addr;
+        self
+    }
+
     /// Settings other than the defaults.
     pub fn config(mut self, config: ServerConfig) -> Self {
         self.config = config;
@@ -89,19 +99,47 @@ impl ServerBuilder {
     }
 
     /// Loads every plugin (a broken one is reported in
-    /// [`Server::initial_load`] and skipped), binds, and starts serving.
+    /// [`Server::initial_load`] and skipped), binds, and starts serving. The
+    /// admin listener, if any, answers from the start (not ready until the
+    /// plugins are loaded).
     pub async fn start(self) -> Result<Server, StartError> {
         let config = Arc::new(self.config);
         let mut supervisor = Supervisor::new(self.runtime, config.clone(), self.paths, self.build);
+        let admin_state = Arc::new(AdminState::new(supervisor.served()));
+        let stop = CancellationToken::new();
+        // The admin listener answers (503) until the very end of a stop; the
+        // guard stops it if starting fails below.
+        let admin_stop = CancellationToken::new();
+        let admin_guard = admin_stop.clone().drop_guard();
+        let admin_addr = match self.admin {
+            Some(addr) => {
+                let listener = server::bind(addr, 128).map_err(|source| StartError::Bind { addr, source })?;
+                let bound = listener.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+                tokio::spawn(admin::run(listener, admin_state.clone(), admin_stop.clone().cancelled_owned()));
+                Some(bound)
+            }
+            None => None,
+        };
         let initial_load = supervisor.reload(if self.build { Rebuild::All } else { Rebuild::None }).await;
+        admin_state.set_loaded();
         let listener = server::bind(self.listen, config.listen_backlog)
             .map_err(|source| StartError::Bind { addr: self.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: self.listen, source })?;
         let routes = supervisor.routes();
         let supervisor = watch::spawn(supervisor, self.watch).map_err(StartError::Watch)?;
-        let stop = CancellationToken::new();
-        let task = tokio::spawn(server::run(listener, routes.clone(), config, stop.clone().cancelled_owned()));
-        Ok(Server { addr, initial_load, routes, supervisor, stop, task })
+        let task = tokio::spawn(server::run(listener, routes.clone(), config.clone(), stop.clone().cancelled_owned()));
+        Ok(Server {
+            addr,
+            admin_addr,
+            admin_state,
+            admin_stop: admin_guard,
+            drain_delay: config.drain_delay,
+            initial_load,
+            routes,
+            supervisor,
+            stop,
+            task,
+        })
     }
 }
 
@@ -110,6 +148,14 @@ impl ServerBuilder {
 pub struct Server {
     /// Where it listens.
     addr: SocketAddr,
+    /// Where the admin listener listens, if anywhere.
+    admin_addr: Option<SocketAddr>,
+    /// What the admin listener reports.
+    admin_state: Arc<AdminState>,
+    /// Stops the admin listener when dropped (the last step of a stop).
+    admin_stop: tokio_util::sync::DropGuard,
+    /// How long not-ready is reported before sessions are closed.
+    drain_delay: std::time::Duration,
     /// What loading the plugins at start did.
     initial_load: ReloadReport,
     /// The routing table, to list what is served.
@@ -132,7 +178,13 @@ impl Server {
             build: false,
             watch: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            admin: None,
         }
+    }
+
+    /// Where the admin listener listens, if it was asked for.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Where it listens.
@@ -164,14 +216,19 @@ impl Server {
         self.stop().await;
     }
 
-    /// Stops gracefully: stops accepting, closes every session with 1001
-    /// (waiting up to the shutdown timeout), stops watching, and ends every
-    /// endpoint (each calls `on-disconnected` for any session left).
+    /// Stops gracefully: reports not-ready (`/readyz` 503) for the drain
+    /// delay while still serving, then stops accepting, closes every session
+    /// with 1001 (waiting up to the shutdown timeout), stops watching, and
+    /// ends every endpoint (each calls `on-disconnected` for any session
+    /// left).
     pub async fn stop(self) {
+        self.admin_state.set_stopping();
+        tokio::time::sleep(self.drain_delay).await;
         self.stop.cancel();
         if self.task.await.is_err() {
             tracing::error!("the accept loop panicked");
         }
         self.supervisor.stop().await.shutdown().await;
+        drop(self.admin_stop);
     }
 }

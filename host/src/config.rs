@@ -28,6 +28,10 @@ pub struct ServerConfig {
     pub close_timeout: Duration,
     /// How long graceful shutdown waits for connections to close.
     pub shutdown_timeout: Duration,
+    /// How long a stopping server reports not-ready (`/readyz` 503) while
+    /// still serving, before it closes sessions: the time a load balancer
+    /// needs to stop sending it clients.
+    pub drain_delay: Duration,
     /// How long a client may take to send its HTTP request (upgrade)
     /// after connecting: slow-loris clients are cut off.
     pub handshake_timeout: Duration,
@@ -56,6 +60,7 @@ impl Default for ServerConfig {
             event_queue_capacity: 4096,
             close_timeout: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: None,
             max_connections: 18_000,

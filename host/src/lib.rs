@@ -24,9 +24,11 @@
 //!   WebSocket connection, graceful shutdown.
 //! - [`supervisor`]: keeps the served plugins in line with the disk: adds,
 //!   hot-swaps (without dropping clients), moves and removes endpoints.
+//! - [`admin`]: the admin listener (`/healthz`, `/readyz`, `/status`).
 //! - [`app`]: one way to assemble and run a server ([`Server`]).
 //! - [`cli`]: the `wasock` subcommands (`serve`, `build`, `check`, `new`).
 
+pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod config;

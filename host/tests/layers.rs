@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// Bottom first.
-const LAYERS: [&str; 11] = [
+const LAYERS: [&str; 12] = [
     "log_limit",
     "manifest",
     "config",
@@ -15,6 +15,7 @@ const LAYERS: [&str; 11] = [
     "endpoint",
     "server",
     "supervisor",
+    "admin",
     "app",
     "cli",
 ];

@@ -91,6 +91,24 @@ impl Served {
         Self { child, lines, log, addr }
     }
 
+    /// The admin listener's address (`host:port`), read from the log.
+    pub fn admin_addr(&mut self) -> String {
+        let addr = |line: &str| {
+            let rest = line.split("admin endpoints on http://").nth(1)?;
+            rest.split_whitespace().next().map(str::to_owned)
+        };
+        if let Some(found) = self.log.iter().find_map(|l| addr(l)) {
+            return found;
+        }
+        loop {
+            let line = self.lines.recv_timeout(Duration::from_secs(10)).expect("no admin line in the log");
+            self.log.push(line.clone());
+            if let Some(found) = addr(&line) {
+                return found;
+            }
+        }
+    }
+
     /// The server's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -171,6 +171,24 @@ impl TestServer {
         Self::start_server(Server::builder(runtime, plugins).config(config).watch(watch)).await
     }
 
+    /// Serves the named plugins with `config` and an admin listener.
+    pub async fn with_admin(config: ServerConfig, plugins: &[&str]) -> Self {
+        let dirs: Vec<PathBuf> = plugins.iter().map(|name| plugin(name)).collect();
+        let builder = Server::builder(runtime().clone(), dirs).config(config).watch(false);
+        Self::start_server(builder.admin(Some("127.0.0.1:0".parse().unwrap()))).await
+    }
+
+    /// The admin listener's address.
+    pub fn admin_url_addr(&self) -> SocketAddr {
+        self.server.admin_addr().expect("started with an admin listener")
+    }
+
+    /// `GET path` on the admin listener: the status code and the body.
+    pub async fn admin_get(&self, path: &str) -> (u16, String) {
+        let addr = self.server.admin_addr().expect("started with an admin listener");
+        http_get(addr, path).await
+    }
+
     async fn start_server(builder: wasock::ServerBuilder) -> Self {
         let server = builder.listen("127.0.0.1:0".parse().unwrap()).start().await.expect("server starts");
         let failed = &server.initial_load().failed;
@@ -207,6 +225,20 @@ impl TestServer {
     pub async fn shutdown(self) {
         tokio::time::timeout(Duration::from_secs(30), self.server.stop()).await.expect("server stops");
     }
+}
+
+/// `GET path` on `addr` over a fresh connection: the status code and the
+/// body.
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut response)).await.expect("an answer").unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {response:?}"));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    (status, body.to_owned())
 }
 
 /// A WebSocket client.
@@ -321,6 +353,16 @@ fn init_logging() {
         .with_ansi(false)
         .with_writer(|| Capture)
         .try_init();
+}
+
+/// Waits until the future `f` makes resolves true, polling, or panics after
+/// [`WAIT`].
+pub async fn eventually_async<F: Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Waits until `f` holds, polling, or panics after [`WAIT`].

@@ -165,8 +165,10 @@ async fn a_flood_to_a_slow_client_is_bounded_and_closed_with_1008() {
 /// stayed open until the heartbeat).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_left_full_is_closed_when_its_grace_ends_without_another_write() {
-    // 64 MiB: far more than the kernel's socket buffers take off the queue.
-    let limits = "[limits]\nqueue-messages = 4096\nqueue-bytes = 67108864\nqueue-full-grace-ms = 300\n";
+    // 64 MiB: far more than the kernel's socket buffers take off the queue;
+    // writing it is one call, given time (this is not the deadline's test).
+    let limits =
+        "[limits]\nqueue-messages = 4096\nqueue-bytes = 67108864\nqueue-full-grace-ms = 300\ncall-deadline-ms = 5000\n";
     let server = server_with("stuck", limits).await;
     let mut slow = server.connect("/bad").await;
     slow.send_text("flood").await;

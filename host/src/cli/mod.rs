@@ -5,6 +5,7 @@ mod build;
 mod check;
 mod new;
 mod serve;
+mod status;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +33,8 @@ pub enum Command {
     Check(check::Check),
     /// Create a new plugin directory from a template (Rust, JavaScript, Python).
     New(new::New),
+    /// Show a running server's endpoints (asks its admin listener).
+    Status(status::Status),
 }
 
 impl Command {
@@ -42,6 +45,7 @@ impl Command {
             Command::Build(cmd) => cmd.execute(),
             Command::Check(cmd) => cmd.execute(),
             Command::New(cmd) => cmd.execute(),
+            Command::Status(cmd) => cmd.execute(),
         }
     }
 }

@@ -18,6 +18,13 @@ pub struct Serve {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Serve /healthz, /readyz and /status on this address (off unless given).
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<SocketAddr>,
+    /// Seconds a stopping server reports not-ready (/readyz 503) while still
+    /// serving, before it closes sessions.
+    #[arg(long, default_value_t = 0)]
+    drain_delay: u64,
     /// Run each plugin's build command before loading it, and again when
     /// its sources change.
     #[arg(long)]
@@ -65,6 +72,7 @@ impl Serve {
             ping_interval: Duration::from_secs(self.ping_interval.max(1)),
             pong_timeout: Duration::from_secs(self.pong_timeout.max(1)),
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+            drain_delay: Duration::from_secs(self.drain_delay),
             ..ServerConfig::default()
         };
         let runtime = Arc::new(Runtime::with_cache(self.cache.compile_cache())?);
@@ -75,6 +83,7 @@ impl Serve {
                 .build_plugins(self.build)
                 .watch(!self.no_watch)
                 .listen(self.listen)
+                .admin(self.admin)
                 .start()
                 .await?;
             let addr = server.local_addr();
@@ -85,6 +94,9 @@ impl Serve {
             }
             for (route, plugin) in routes {
                 tracing::info!(plugin = %plugin, "serving ws://{addr}{route}");
+            }
+            if let Some(admin) = server.admin_addr() {
+                tracing::info!("admin endpoints on http://{admin} (/healthz /readyz /status)");
             }
             tracing::info!("listening on {addr}");
             server.run_until(shutdown_signal()).await;

@@ -174,6 +174,17 @@ impl EndpointHandle {
         self.info.limits.load_full()
     }
 
+    /// Connections admitted and not yet ended (its sessions).
+    pub fn sessions(&self) -> usize {
+        self.info.connections.load(Ordering::Relaxed)
+    }
+
+    /// Whether the endpoint is backing off after repeated traps.
+    pub fn backed_off(&self) -> bool {
+        let until = self.info.refusing_until.lock().unwrap_or_else(|e| e.into_inner());
+        until.is_some_and(|t| Instant::now() < t)
+    }
+
     /// Admits one more connection, unless the endpoint is full or backing
     /// off.
     pub fn admit(&self) -> Result<Admitted, Refusal> {

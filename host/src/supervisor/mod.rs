@@ -13,7 +13,7 @@
 pub mod watch;
 
 use crate::config::ServerConfig;
-use crate::endpoint::{Endpoint, SwapError};
+use crate::endpoint::{Endpoint, EndpointHandle, SwapError};
 use crate::manifest::Manifest;
 use crate::plugins::{self, BuildError, DiscoverError, Source};
 use crate::runtime::{CompiledPlugin, LoadError, Runtime};
@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Directories whose changes are a build's own doing (compiler output,
 /// installed packages, bytecode caches), never a reason to build again.
@@ -123,6 +123,23 @@ struct Managed {
     hash: String,
     /// Its endpoint.
     endpoint: Endpoint,
+    /// When a new version last took over.
+    last_swap: Option<SystemTime>,
+}
+
+/// A served plugin as the admin listener shows it.
+#[derive(Debug, Clone)]
+pub struct Served {
+    /// The plugin's name.
+    pub name: String,
+    /// Its route.
+    pub route: String,
+    /// The served version (the component's short content hash).
+    pub version: String,
+    /// When a new version last took over.
+    pub last_swap: Option<SystemTime>,
+    /// Its endpoint (live session count, back-off).
+    pub endpoint: EndpointHandle,
 }
 
 /// A plugin whose new version is compiled and ready to be put in service.
@@ -148,6 +165,8 @@ pub struct Supervisor {
     build: bool,
     /// The routing table the server reads.
     routes: Arc<ArcSwap<Routes>>,
+    /// What is served, for the admin listener.
+    served: Arc<ArcSwap<Vec<Served>>>,
     /// Served plugins by directory.
     plugins: BTreeMap<PathBuf, Managed>,
 }
@@ -159,7 +178,12 @@ impl Supervisor {
         // Absolute paths, so file-change events (always absolute) can be
         // matched against plugin directories.
         let paths = paths.into_iter().map(|p| p.canonicalize().unwrap_or(p)).collect();
-        Self { runtime, config, paths, build, routes: Arc::default(), plugins: BTreeMap::new() }
+        Self { runtime, config, paths, build, routes: Arc::default(), served: Arc::default(), plugins: BTreeMap::new() }
+    }
+
+    /// What is served, republished after every reload (admin listener).
+    pub fn served(&self) -> Arc<ArcSwap<Vec<Served>>> {
+        self.served.clone()
     }
 
     /// The routing table, for the server.
@@ -288,6 +312,7 @@ impl Supervisor {
                         report.swapped.push(manifest.name.clone());
                         cur.manifest = manifest;
                         cur.hash = plugin.hash.clone();
+                        cur.last_swap = Some(SystemTime::now());
                         Ok(())
                     }
                     Err(error) => {
@@ -307,7 +332,7 @@ impl Supervisor {
                     .map_err(|error| ReloadError::Start { name: manifest.name.clone(), error })?;
                 tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, load_ms, origin = ?plugin.origin, "serving");
                 report.added.push(manifest.name.clone());
-                self.plugins.insert(dir, Managed { manifest, hash: plugin.hash.clone(), endpoint });
+                self.plugins.insert(dir, Managed { manifest, hash: plugin.hash.clone(), endpoint, last_swap: None });
                 Ok(())
             }
         }
@@ -316,12 +341,21 @@ impl Supervisor {
     fn publish_routes(&self) {
         let routes: Routes = self.plugins.values().map(|m| (m.manifest.route.clone(), m.endpoint.handle())).collect();
         self.routes.store(Arc::new(routes));
+        let served = self.plugins.values().map(|m| Served {
+            name: m.manifest.name.clone(),
+            route: m.manifest.route.clone(),
+            version: m.hash.clone(),
+            last_swap: m.last_swap,
+            endpoint: m.endpoint.handle(),
+        });
+        self.served.store(Arc::new(served.collect()));
     }
 
     /// Ends every endpoint (each calls `on-disconnected` for the sessions it
     /// still has). Call after the server has stopped.
     pub async fn shutdown(self) {
         self.routes.store(Arc::default());
+        self.served.store(Arc::default());
         for (_, m) in self.plugins {
             m.endpoint.shutdown().await;
         }
