@@ -35,6 +35,11 @@ struct Args {
     /// Seconds between hot swaps.
     #[arg(long, default_value_t = 60)]
     swap_every: u64,
+    /// Versions the swaps cycle through (0: a new one every swap, compiled
+    /// by Cranelift; 2: back and forth, loaded from the compile cache after
+    /// the first round).
+    #[arg(long, default_value_t = 0)]
+    versions: u32,
     /// Seconds between traps.
     #[arg(long, default_value_t = 3)]
     trap_every: u64,
@@ -170,7 +175,12 @@ async fn broadcast_client(url: String, me: usize, until: Instant, tally: Arc<Tal
 async fn trapper(url: String, every: Duration, until: Instant, tally: Arc<Tally>) {
     while Instant::now() < until {
         if let Some(mut ws) = connect(&url, &tally).await {
-            while Instant::now() < until {
+            loop {
+                let next = Instant::now() + every;
+                if next >= until {
+                    tokio::time::sleep(until.saturating_duration_since(Instant::now())).await;
+                    return;
+                }
                 tokio::time::sleep(every).await;
                 if ws.send(Message::text("panic")).await.is_err() {
                     break;
@@ -227,7 +237,8 @@ async fn main() {
         samples.push((started.elapsed().as_secs_f64(), rss_kib(pid) as f64));
         if Instant::now() >= next_swap {
             swaps += 1;
-            let tag = format!("soak-{swaps}");
+            let version = if args.versions == 0 { swaps } else { swaps % args.versions };
+            let tag = format!("soak-{version}");
             replace_file(&dir.join("echo/plugin.wasm"), &rehash(&echo, &tag));
             replace_file(&dir.join("broadcast/plugin.wasm"), &rehash(&broadcast, &tag));
             next_swap += Duration::from_secs(args.swap_every);
