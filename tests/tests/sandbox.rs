@@ -180,13 +180,7 @@ async fn a_queue_left_full_is_closed_when_its_grace_ends_without_another_write()
     .await;
     assert!(!closed(&logs()), "closed before its grace");
     eventually("the stuck session to be closed", || closed(&logs())).await;
-    let frame = loop {
-        match slow.recv().await {
-            tokio_tungstenite::tungstenite::Message::Text(_) => {}
-            tokio_tungstenite::tungstenite::Message::Close(frame) => break frame.unwrap(),
-            other => panic!("{other:?}"),
-        }
-    };
+    let frame = slow.expect_close().await.expect("a close frame");
     assert_eq!(frame.code, CloseCode::Policy);
     server.shutdown().await;
 }

@@ -127,7 +127,7 @@ impl Sessions {
 
     /// A new handle rep for `id`, whether or not it is live.
     fn new_handle(&mut self, id: SessionId) -> u32 {
-        u32::try_from(self.handles.insert(id)).expect("fewer than 2^32 session handles")
+        insert_handle(&mut self.handles, id)
     }
 
     /// A fresh owned handle to a live session.
@@ -338,9 +338,14 @@ impl Sessions {
     pub fn reset_handles(&mut self) {
         self.handles.clear();
         for (id, entry) in self.live.iter_mut() {
-            entry.borrow_rep = u32::try_from(self.handles.insert(*id)).expect("fewer than 2^32 session handles");
+            entry.borrow_rep = insert_handle(&mut self.handles, *id);
         }
     }
+}
+
+/// A new handle rep for `id` in `handles`.
+fn insert_handle(handles: &mut slab::Slab<SessionId>, id: SessionId) -> u32 {
+    u32::try_from(handles.insert(id)).expect("fewer than 2^32 session handles")
 }
 
 /// What a write's outcome says about a session's full queue.
