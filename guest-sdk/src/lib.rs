@@ -32,26 +32,46 @@
 //! it drop. Later events lend you `&Session`. Dropping a handle never closes
 //! the connection. A write returns a [`SendStatus`] instead of failing:
 //! [`SendStatus::Closed`] through a handle whose connection has ended,
-//! [`SendStatus::QueueFull`] when the client does not keep up. Two handles are equal when they refer to
-//! the same session.
+//! [`SendStatus::QueueFull`] when the client does not keep up (then
+//! [`Handler::on_drain`] tells you when it has room again). Two handles are
+//! equal when they refer to the same session.
+//!
+//! # Rooms and who may connect
+//! [`Handler::on_upgrade`] decides who connects, before the handshake:
+//! [`reject`] with a status and a body, or [`accept`] with a subprotocol,
+//! the session's first attachment and the topics it joins. Topics are held
+//! by the host ([`Session::subscribe`], [`publish_text`], [`topic_members`]),
+//! and like attachments they survive restarts and upgrades, so a plugin
+//! that keeps its state there needs no `on_restore` at all.
 
 #[doc(hidden)]
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "../wit",
-        world: "stateful-plugin",
+        world: "plugin",
         pub_export_macro: true,
         export_macro_name: "__export_plugin",
         default_bindings_module: "wasock_guest::__bindings",
     });
 }
 
-use __bindings::wasock::plugin::endpoint;
-pub use __bindings::wasock::plugin::types::{AttachmentError, SendStatus, Session, SessionId};
+mod upgrade;
+
+pub use __bindings::wasock::plugin::topics::Member;
+pub use __bindings::wasock::plugin::types::{AttachmentStatus, SendStatus, Session, SessionId, SubscribeStatus};
+use __bindings::wasock::plugin::{endpoint, topics};
+pub use upgrade::{Accept, Decision, Reject, UpgradeRequest, accept, reject};
 
 /// The events of one endpoint. The host calls them one at a time, in the
 /// order they happened.
 pub trait Handler: Default + 'static {
+    /// A client asks to connect: [`accept`] it (the default) or [`reject`]
+    /// it. Runs under the call deadline, before any session exists.
+    fn on_upgrade(&mut self, request: UpgradeRequest) -> Decision {
+        let _ = request;
+        accept().into()
+    }
+
     /// A client connected. Keep `session` to write to it later.
     fn on_connected(&mut self, session: Session) {
         let _ = session;
@@ -72,7 +92,14 @@ pub trait Handler: Default + 'static {
         let _ = (session, data);
     }
 
-    /// The connection ended (called exactly once per session, last).
+    /// A write to `session` returned [`SendStatus::QueueFull`] and its
+    /// queue has room again.
+    fn on_drain(&mut self, session: &Session) {
+        let _ = session;
+    }
+
+    /// The connection ended (called exactly once per session, last). The
+    /// session has left its topics; its attachment is still readable.
     fn on_disconnected(&mut self, session: &Session) {
         let _ = session;
     }
@@ -108,30 +135,60 @@ pub fn sessions() -> Vec<SessionId> {
 }
 
 /// Sends `text` to every live session of this endpoint, in one host call.
-/// Returns how many sessions it was queued to.
-pub fn broadcast_text(text: &str) -> u32 {
-    endpoint::broadcast_text(text, None)
+pub fn broadcast_text(text: &str) {
+    endpoint::broadcast_text(text);
 }
 
 /// Sends `text` to every live session but `except`.
-pub fn broadcast_text_except(text: &str, except: &Session) -> u32 {
-    endpoint::broadcast_text(text, Some(except.id()))
+pub fn broadcast_text_except(text: &str, except: &Session) {
+    endpoint::broadcast_text_except(text, except.id());
 }
 
 /// Sends `data` to every live session of this endpoint, in one host call.
-pub fn broadcast_data(data: &[u8]) -> u32 {
-    endpoint::broadcast_data(data, None)
+pub fn broadcast_data(data: &[u8]) {
+    endpoint::broadcast_data(data);
 }
 
 /// Sends `data` to every live session but `except`.
-pub fn broadcast_data_except(data: &[u8], except: &Session) -> u32 {
-    endpoint::broadcast_data(data, Some(except.id()))
+pub fn broadcast_data_except(data: &[u8], except: &Session) {
+    endpoint::broadcast_data_except(data, except.id());
+}
+
+/// Sends `text` to every member of `topic`, in one host call.
+pub fn publish_text(topic: &str, text: &str) {
+    topics::publish_text(topic, text);
+}
+
+/// Sends `text` to every member of `topic` but `except`.
+pub fn publish_text_except(topic: &str, text: &str, except: &Session) {
+    topics::publish_text_except(topic, text, except.id());
+}
+
+/// Sends `data` to every member of `topic`, in one host call.
+pub fn publish_data(topic: &str, data: &[u8]) {
+    topics::publish_data(topic, data);
+}
+
+/// Sends `data` to every member of `topic` but `except`.
+pub fn publish_data_except(topic: &str, data: &[u8], except: &Session) {
+    topics::publish_data_except(topic, data, except.id());
+}
+
+/// How many sessions are in `topic`.
+pub fn topic_size(topic: &str) -> u32 {
+    topics::size(topic)
+}
+
+/// The members of `topic` (ids and attachments), in the order they joined.
+pub fn topic_members(topic: &str) -> Vec<Member> {
+    topics::members(topic)
 }
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__bindings::exports::wasock::plugin::handler::Guest;
     pub use crate::__bindings::exports::wasock::plugin::lifecycle::Guest as LifecycleGuest;
+    pub use crate::__bindings::exports::wasock::plugin::upgrade::Guest as UpgradeGuest;
 }
 
 /// Exports a [`Handler`] type as the plugin. The type's `Default` value is
@@ -166,6 +223,12 @@ macro_rules! export {
                 }
             }
 
+            impl $crate::__private::UpgradeGuest for __WasockPlugin {
+                fn on_upgrade(request: $crate::UpgradeRequest) -> $crate::Decision {
+                    with_state(|p| $crate::Handler::on_upgrade(p, request))
+                }
+            }
+
             impl $crate::__private::Guest for __WasockPlugin {
                 fn on_connected(session: $crate::Session) {
                     with_state(|p| $crate::Handler::on_connected(p, session))
@@ -178,6 +241,9 @@ macro_rules! export {
                 }
                 fn on_pong(session: &$crate::Session, data: ::std::vec::Vec<u8>) {
                     with_state(|p| $crate::Handler::on_pong(p, session, data))
+                }
+                fn on_drain(session: &$crate::Session) {
+                    with_state(|p| $crate::Handler::on_drain(p, session))
                 }
                 fn on_disconnected(session: &$crate::Session) {
                     with_state(|p| $crate::Handler::on_disconnected(p, session))

@@ -25,9 +25,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::UNIX_EPOCH;
 use tokio::net::TcpListener;
 
-/// The plugin contract every endpoint serves (one version so far).
-pub const CONTRACT: &str = "wasock:plugin@0.1.0";
-
 /// What the admin listener reports.
 #[derive(Debug, Default)]
 pub struct AdminState {
@@ -76,7 +73,7 @@ impl AdminState {
                     "plugin": s.name,
                     "route": s.route,
                     "version": s.version,
-                    "contract": CONTRACT,
+                    "contract": s.contract.to_string(),
                     "state": if s.endpoint.backed_off() { "backed-off" } else { "serving" },
                     "sessions": s.endpoint.sessions(),
                     "last_swap": s.last_swap.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),

@@ -5,5 +5,5 @@
 set -eu
 [ -d node_modules/@bytecodealliance/componentize-js ] || npm ci --no-audit --no-fund --loglevel=error
 mkdir -p ../target
-npx --no-install componentize-js chat.js --wit ../../wit --world-name stateful-plugin \
+npx --no-install componentize-js chat.js --wit ../../wit/v0.1 --world-name stateful-plugin \
   -d http fetch-event -o ../target/chat-js.wasm

@@ -4,4 +4,4 @@
 set -eu
 command -v componentize-py >/dev/null || pip install --quiet -r requirements.txt
 mkdir -p ../target
-componentize-py -d ../../wit -w stateful-plugin componentize chat -o ../target/chat-py.wasm
+componentize-py -d ../../wit/v0.1 -w stateful-plugin componentize chat -o ../target/chat-py.wasm

@@ -173,8 +173,13 @@ impl TestServer {
 
     /// Serves the named plugins with `config` and an admin listener.
     pub async fn with_admin(config: ServerConfig, plugins: &[&str]) -> Self {
-        let dirs: Vec<PathBuf> = plugins.iter().map(|name| plugin(name)).collect();
-        let builder = Server::builder(runtime().clone(), dirs).config(config).watch(false);
+        Self::serve_with_admin(config, plugins.iter().map(|name| plugin(name)).collect()).await
+    }
+
+    /// Serves the plugin directories `plugins` with `config` and an admin
+    /// listener.
+    pub async fn serve_with_admin(config: ServerConfig, plugins: Vec<PathBuf>) -> Self {
+        let builder = Server::builder(runtime().clone(), plugins).config(config).watch(false);
         Self::start_server(builder.admin(Some("127.0.0.1:0".parse().unwrap()))).await
     }
 
@@ -248,12 +253,36 @@ pub struct Client {
     pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
 }
 
+/// The server's answer to a WebSocket upgrade: its headers, and its body
+/// if it refused.
+pub type Answer = tokio_tungstenite::tungstenite::http::Response<Option<Vec<u8>>>;
+
 impl Client {
     /// Connects to `url`.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
         let (ws, _) =
             tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(url)).await.context("connect timed out")??;
         Ok(Self { ws })
+    }
+
+    /// Connects to `url` offering subprotocols `protocols`: the client and
+    /// the 101 response, or the response (status, headers, body) that
+    /// refused the upgrade.
+    pub async fn connect_offering(url: &str, protocols: &[&str]) -> Result<(Self, Answer), Answer> {
+        use tokio_tungstenite::tungstenite::{Error, client::IntoClientRequest};
+        let mut request = url.into_client_request().unwrap();
+        if !protocols.is_empty() {
+            request.headers_mut().insert("sec-websocket-protocol", protocols.join(", ").parse().unwrap());
+        }
+        let connect = tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(request));
+        match connect.await.expect("connect timed out") {
+            Ok((ws, answer)) => Ok((Self { ws }, answer)),
+            Err(Error::Http(answer)) => {
+                let (parts, body) = (*answer).into_parts();
+                Err(Answer::from_parts(parts, body.map(|b| b.to_vec())))
+            }
+            Err(err) => panic!("cannot connect to {url}: {err}"),
+        }
     }
 
     /// The next data or close message (pings and pongs are skipped).

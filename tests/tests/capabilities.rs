@@ -92,11 +92,11 @@ async fn a_plugin_cannot_reach_another_endpoints_sessions() {
     let other_id = other.lifecycle_id().await;
     let mut c = server.connect("/probe").await;
     c.send_text(&format!("open:{other_id}")).await;
-    assert_eq!(c.recv_text().await, format!("open {other_id}: false; broadcast reached 0"));
+    assert_eq!(c.recv_text().await, format!("open {other_id}: false; sees 1 sessions, 0 in lobby"));
     // Its own sessions it can open.
     let mut mine = server.connect("/probe").await;
     mine.send_text("open:0").await;
-    assert_eq!(mine.recv_text().await, "open 0: false; broadcast reached 1");
+    assert_eq!(mine.recv_text().await, "open 0: false; sees 2 sessions, 0 in lobby");
     assert_eq!(c.recv_text().await, "probe");
     other.send_text("nothing arrived here").await;
     assert_eq!(other.recv_text().await, "nothing arrived here");

@@ -243,9 +243,9 @@ async fn attachments_survive_a_restart_and_are_capped() {
     let server = server_with("attacher", "[limits]\nattachment-bytes = 8\n").await;
     let mut c = server.connect("/bad").await;
     c.send_text("attach:alice").await;
-    assert_eq!(c.recv_text().await, "ok ()");
+    assert_eq!(c.recv_text().await, "AttachmentStatus::Stored");
     c.send_text("attach:much-too-long").await;
-    assert!(c.recv_text().await.starts_with("denied: too-large"));
+    assert_eq!(c.recv_text().await, "AttachmentStatus::TooLarge");
     c.send_text("panic").await;
     assert_eq!(c.recv_text().await, "restored:1");
     c.send_text("attachment").await;

@@ -26,6 +26,7 @@ impl Check {
         let loaded = plugins::load(&runtime, &self.paths);
         for (manifest, plugin) in &loaded.plugins {
             println!("ok   {} {} ({})", plugin.name, plugin.route, manifest.component.display());
+            println!("       contract {}", plugin.contract);
             for name in &plugin.imports {
                 println!("       imports {name}");
             }

@@ -36,7 +36,7 @@ pub struct New {
     path: PathBuf,
 }
 
-const WIT: &str = include_str!("../../../wit/wasock.wit");
+const WIT: &str = include_str!("../../../wit/v0.1/wasock.wit");
 
 /// (file, template) for each language.
 fn files(lang: Lang) -> &'static [(&'static str, &'static str)] {

@@ -9,12 +9,14 @@
 use super::queue::EventRx;
 use super::recovery::TrapWindow;
 use super::{AdmissionControl, Event, SwapError, SwapReport};
+use crate::log_limit::LogLimit;
 use crate::runtime::{CompiledPlugin, Exports, HostState, arm_call};
-use crate::session::{CloseCode, NewSession, SessionId, Sessions, close_frame};
+use crate::session::{
+    CloseCode, NewSession, SessionId, Sessions, UpgradeDecision, UpgradeReject, UpgradeRequest, close_frame,
+};
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::Store;
-use wasmtime::component::Resource;
 
 /// A plugin instance's store and whether it can be called.
 pub(super) struct Instance {
@@ -62,6 +64,9 @@ pub(super) struct Actor {
     pub(super) memory_at_start: usize,
 }
 
+/// Upgrade answers the host cannot honour are logged at most once a second.
+static BAD_UPGRADE: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
+
 /// The message a panic carries, if it is text.
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("?")
@@ -85,6 +90,7 @@ impl Actor {
     ) -> anyhow::Result<Self> {
         let mut store = plugin.store(Sessions::new(plugin.name.clone(), &plugin.limits));
         let exports = plugin.start(&mut store).map_err(|e| anyhow::anyhow!("instantiation failed: {e:#}"))?;
+        admission.set_upgrade_hook(plugin.has_upgrade_hook());
         Ok(Self {
             memory_at_start: store.data().memory_bytes(),
             instance: Instance { store: Box::new(store), state: InstanceState::Live(exports) },
@@ -132,24 +138,30 @@ impl Actor {
             self.restart();
         }
         match event {
+            Event::Upgrade { request, reply } => {
+                let _ = reply.send(self.upgrade(&request));
+            }
             Event::Connected(session) => self.connect(session),
             Event::Text { id, text } => {
                 if let Some(rep) = self.sessions().receive(id) {
-                    self.call("handle-text", id, |e, s| {
-                        e.handler.call_handle_text(s, Resource::new_borrow(rep), &text)
-                    });
+                    self.call("handle-text", Some(id), |e, s| e.handle_text(s, rep, &text));
                 }
             }
             Event::Binary { id, data } => {
                 if let Some(rep) = self.sessions().receive(id) {
-                    self.call("handle-binary", id, |e, s| {
-                        e.handler.call_handle_binary(s, Resource::new_borrow(rep), &data)
-                    });
+                    self.call("handle-binary", Some(id), |e, s| e.handle_binary(s, rep, &data));
                 }
             }
             Event::Pong { id, data } => {
                 if let Some(rep) = self.sessions().receive(id) {
-                    self.call("on-pong", id, |e, s| e.handler.call_on_pong(s, Resource::new_borrow(rep), &data));
+                    self.call("on-pong", Some(id), |e, s| e.on_pong(s, rep, &data));
+                }
+            }
+            Event::Drain { id } => {
+                if self.sessions().is_open(id)
+                    && let Some(rep) = self.sessions().borrow_rep(id)
+                {
+                    self.call("on-drain", Some(id), |e, s| e.on_drain(s, rep));
                 }
             }
             Event::Disconnected { id } => self.disconnect(id),
@@ -167,7 +179,38 @@ impl Actor {
             return;
         }
         let rep = self.sessions().insert(session);
-        self.call("on-connected", id, |e, s| e.handler.call_on_connected(s, Resource::new_own(rep)));
+        self.call("on-connected", Some(id), |e, s| e.on_connected(s, rep));
+    }
+
+    /// Asks the plugin's upgrade hook, and checks its answer. A trap, an
+    /// overrun, an answer the host cannot honour, or no instance to ask
+    /// answers with an error status; nothing is registered either way.
+    fn upgrade(&mut self, request: &UpgradeRequest) -> UpgradeDecision {
+        let mut decision = None;
+        self.call("on-upgrade", None, |e, s| {
+            decision = Some(e.on_upgrade(s, request)?);
+            Ok(())
+        });
+        let Some(decision) = decision else {
+            let live = matches!(self.instance.state, InstanceState::Live(_));
+            return UpgradeDecision::Reject(if live {
+                UpgradeReject::internal()
+            } else {
+                UpgradeReject::unavailable()
+            });
+        };
+        match decision.check(request, &self.plugin.limits) {
+            Ok(()) => decision,
+            Err(problem) => {
+                if let Some(held_back) = BAD_UPGRADE.allow() {
+                    tracing::warn!(
+                        held_back,
+                        "upgrade hook answered what the host cannot honour ({problem}); answering 500"
+                    );
+                }
+                UpgradeDecision::Reject(UpgradeReject::internal())
+            }
+        }
     }
 
     /// Closes every session with 1001; the actor ends with the last one.
@@ -184,6 +227,7 @@ impl Actor {
         let started = Instant::now();
         self.replace_instance(&new)?;
         self.plugin = new;
+        self.admission.set_upgrade_hook(self.plugin.has_upgrade_hook());
         self.traps.clear();
         self.admission.replace_limits(self.plugin.limits.clone());
         self.admission.stop_refusing();
@@ -238,10 +282,9 @@ impl Actor {
         let InstanceState::Live(exports) = &self.instance.state else {
             return None;
         };
-        let lifecycle = exports.lifecycle.as_ref()?;
         let store = &mut *self.instance.store;
         arm_call(store);
-        match lifecycle.call_snapshot(store) {
+        match exports.snapshot(store)? {
             Ok(state) => Some(state),
             Err(err) => {
                 tracing::error!(
@@ -254,10 +297,12 @@ impl Actor {
         }
     }
 
-    /// Calls `on-disconnected` for a live session, then forgets it.
+    /// Calls `on-disconnected` for a live session (out of its topics
+    /// already), then forgets it.
     fn disconnect(&mut self, id: SessionId) {
         if let Some(rep) = self.sessions().borrow_rep(id) {
-            self.call("on-disconnected", id, |e, s| e.handler.call_on_disconnected(s, Resource::new_borrow(rep)));
+            self.sessions().leave_topics(id);
+            self.call("on-disconnected", Some(id), |e, s| e.on_disconnected(s, rep));
             self.sessions().remove(id);
         }
     }
@@ -279,7 +324,7 @@ impl Actor {
     fn call(
         &mut self,
         handler: &'static str,
-        session: SessionId,
+        session: Option<SessionId>,
         f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<()>,
     ) {
         let InstanceState::Live(exports) = &self.instance.state else {
@@ -295,7 +340,7 @@ impl Actor {
                 Err(wasmtime::format_err!("the host panicked during the call: {}", panic_message(&*panic)))
             });
         if let Err(err) = outcome {
-            self.trapped(handler, Some(session), &err);
+            self.trapped(handler, session, &err);
         }
     }
 }

@@ -16,9 +16,9 @@ mod recovery;
 use crate::config::ServerConfig;
 use crate::manifest::Limits;
 use crate::runtime::CompiledPlugin;
-use crate::session::{NewSession, SessionId};
+use crate::session::{NewSession, SessionId, UpgradeDecision, UpgradeReject, UpgradeRequest};
 use bytes::Bytes;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::oneshot;
@@ -27,6 +27,13 @@ use tokio_tungstenite::tungstenite::Utf8Bytes;
 /// Something that happened on one of the endpoint's connections.
 #[derive(Debug)]
 pub enum Event {
+    /// A client asks to connect: the plugin's upgrade hook decides.
+    Upgrade {
+        /// The request.
+        request: Box<UpgradeRequest>,
+        /// Where the decision goes.
+        reply: oneshot::Sender<UpgradeDecision>,
+    },
     /// A client completed the WebSocket handshake.
     Connected(NewSession),
     /// A text message arrived.
@@ -49,6 +56,11 @@ pub enum Event {
         id: SessionId,
         /// Its payload.
         data: Bytes,
+    },
+    /// A queue that refused a write has room again.
+    Drain {
+        /// The session.
+        id: SessionId,
     },
     /// The connection ended; always the session's last event.
     Disconnected {
@@ -108,6 +120,9 @@ pub struct AdmissionControl {
     connections: AtomicUsize,
     /// While the endpoint backs off after repeated traps: until when.
     refusing_until: Mutex<Option<Instant>>,
+    /// Whether the running version has an upgrade hook: without one, the
+    /// handshake does not wait for the endpoint's thread.
+    upgrade_hook: AtomicBool,
 }
 
 impl AdmissionControl {
@@ -119,6 +134,11 @@ impl AdmissionControl {
     /// Accepts connections again (a new version replaced a crashing one).
     pub(crate) fn stop_refusing(&self) {
         *self.refusing_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Notes whether the version now running has an upgrade hook.
+    pub(crate) fn set_upgrade_hook(&self, hook: bool) {
+        self.upgrade_hook.store(hook, Ordering::Release);
     }
 
     /// Refuses new connections until `until`.
@@ -205,6 +225,25 @@ impl EndpointHandle {
         }
     }
 
+    /// Whether the plugin's upgrade hook must decide who connects.
+    pub fn has_upgrade_hook(&self) -> bool {
+        self.info.upgrade_hook.load(Ordering::Acquire)
+    }
+
+    /// Asks the plugin's upgrade hook about `request`. An endpoint that
+    /// went away answers 503.
+    pub async fn upgrade(&self, request: UpgradeRequest) -> UpgradeDecision {
+        let (reply, decision) = oneshot::channel();
+        let gone = || {
+            let body = "endpoint is not running\n".to_owned();
+            UpgradeDecision::Reject(UpgradeReject { status: 503, headers: Vec::new(), body })
+        };
+        if self.send(Event::Upgrade { request: Box::new(request), reply }).await.is_err() {
+            return gone();
+        }
+        decision.await.unwrap_or_else(|_| gone())
+    }
+
     /// Queues an event, waiting while the endpoint's queue is full.
     pub async fn send(&self, event: Event) -> Result<(), EndpointGone> {
         self.tx.send(event).await.map_err(|_| EndpointGone)
@@ -230,6 +269,7 @@ impl Endpoint {
             limits: arc_swap::ArcSwap::new(plugin.limits.clone()),
             connections: AtomicUsize::new(0),
             refusing_until: Mutex::new(None),
+            upgrade_hook: AtomicBool::new(false),
         });
         let actor = actor::Actor::new(plugin, info.clone(), rx)?;
         let thread = std::thread::Builder::new().name(format!("wasock-ep-{}", info.name)).spawn(move || actor.run())?;

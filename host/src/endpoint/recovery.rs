@@ -14,7 +14,6 @@ use crate::runtime::{Exports, HostState, arm_call};
 use crate::session::{CloseCode, SessionId, Sessions, close_frame};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
-use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
 
 /// How long an endpoint whose instance could not be made waits to retry.
@@ -135,15 +134,14 @@ pub(super) fn call_restore(
     exports: &Exports,
     state: Option<&[u8]>,
 ) -> wasmtime::Result<()> {
-    let Some(lifecycle) = &exports.lifecycle else {
+    if !exports.has_lifecycle() {
         return Ok(());
-    };
+    }
     let sessions = store.data_mut().sessions();
     if sessions.is_empty() && state.is_none() {
         return Ok(());
     }
-    let handles: Vec<_> =
-        sessions.ids().into_iter().filter_map(|id| sessions.lookup(id).map(Resource::new_own)).collect();
+    let reps: Vec<u32> = sessions.ids().into_iter().filter_map(|id| sessions.lookup(id)).collect();
     arm_call(store);
-    lifecycle.call_restore(store, &handles, state)
+    exports.restore(store, &reps, state)
 }

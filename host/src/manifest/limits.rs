@@ -56,6 +56,10 @@ pub struct Limits {
     pub log_bytes_per_sec: usize,
     /// Largest per-session attachment, in bytes (default 4096).
     pub attachment_bytes: usize,
+    /// Topics one session may be a member of at once (default 64).
+    pub topics_per_session: usize,
+    /// Longest topic name, in bytes (default 128).
+    pub topic_name_bytes: usize,
     /// Traps within `trap-window-secs` after which the endpoint backs off
     /// (default 5): its sessions are closed with 1011 and new connections
     /// get 503 for `backoff-secs`.
@@ -82,6 +86,8 @@ impl Default for Limits {
             recycle_above_mib: 0,
             log_bytes_per_sec: 16 << 10,
             attachment_bytes: 4096,
+            topics_per_session: 64,
+            topic_name_bytes: 128,
             max_traps: 5,
             trap_window_secs: 60,
             backoff_secs: 10,
@@ -92,7 +98,7 @@ impl Default for Limits {
 impl Limits {
     /// The first value that is out of range, as (field, reason).
     pub(super) fn validate(&self) -> Result<(), (&'static str, &'static str)> {
-        let checks: [(bool, &'static str, &'static str); 9] = [
+        let checks: [(bool, &'static str, &'static str); 10] = [
             ((1..=4096).contains(&self.memory_mib), "limits.memory-mib", "must be 1 to 4096"),
             (self.call_deadline_ms >= 10, "limits.call-deadline-ms", "must be at least 10"),
             (self.max_message_bytes >= 125, "limits.max-message-bytes", "must be at least 125"),
@@ -100,6 +106,7 @@ impl Limits {
             (self.queue_messages >= 1, "limits.queue-messages", "must be at least 1"),
             (self.queue_bytes >= 1, "limits.queue-bytes", "must be at least 1"),
             (self.stall_timeout_ms >= 100, "limits.stall-timeout-ms", "must be at least 100"),
+            (self.topic_name_bytes >= 1, "limits.topic-name-bytes", "must be at least 1"),
             (self.max_traps >= 1, "limits.max-traps", "must be at least 1"),
             (self.trap_window_secs >= 1, "limits.trap-window-secs", "must be at least 1"),
         ];

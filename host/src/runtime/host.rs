@@ -1,13 +1,11 @@
-//! The host functions a plugin imports: the `session` resource and the
-//! `endpoint` interface, implemented over the endpoint's session registry.
-//!
-//! Everything here runs on the endpoint's own thread, inside a plugin call,
-//! and never blocks: writes go to bounded per-session queues.
+//! What one plugin instance's store holds ([`HostState`]): the endpoint's
+//! session registry, the sandbox's WASI context and limits, and the clock
+//! of the current call. The imports over it are in [`super::imports`]
+//! (0.2) and [`super::compat`] (0.1).
 
-use super::bindings::wasock::plugin::{endpoint, types};
 use super::{EpochClock, deadline_ticks};
 use crate::manifest::Limits;
-use crate::session::{AttachError, QueueError, SessionId, Sessions};
+use crate::session::{QueueError, SessionId, Sessions};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -15,10 +13,14 @@ use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, StoreLimits};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
-/// Marker type for the `session` resource; its rep indexes the registry's
-/// handle table.
+/// Marker type for the 0.2 `session` resource; its rep indexes the
+/// registry's handle table.
 #[derive(Debug)]
 pub struct SessionResource;
+
+/// Marker type for the 0.1 `session` resource; the same handle table.
+#[derive(Debug)]
+pub struct SessionV1;
 
 /// wasmtime's store limits, noting how far memory has grown.
 struct GrowthLimiter {
@@ -152,20 +154,34 @@ impl HostState {
         self.store_limits.memory_bytes
     }
 
-    fn session_of(&self, handle: &Resource<SessionResource>) -> wasmtime::Result<SessionId> {
+    /// The session a handle of either contract refers to; a rep this
+    /// registry never handed out is a host bug, reported as a trap.
+    pub(super) fn session_of<T: 'static>(&self, handle: &Resource<T>) -> wasmtime::Result<SessionId> {
         self.sessions
             .resolve(handle.rep())
             .ok_or_else(|| wasmtime::format_err!("unknown session handle {}", handle.rep()))
     }
 
-    fn send(&mut self, handle: &Resource<SessionResource>, msg: Message) -> wasmtime::Result<types::SendStatus> {
+    /// Queues `msg` to the session behind `handle`.
+    pub(super) fn send<T: 'static>(&mut self, handle: &Resource<T>, msg: Message) -> wasmtime::Result<Sent> {
         let id = self.session_of(handle)?;
         Ok(match self.sessions.send(id, msg) {
-            Ok(()) => types::SendStatus::Queued,
-            Err(QueueError::Closed) => types::SendStatus::Closed,
-            Err(QueueError::Full) => types::SendStatus::QueueFull,
+            Ok(()) => Sent::Queued,
+            Err(QueueError::Closed) => Sent::Closed,
+            Err(QueueError::Full) => Sent::QueueFull,
         })
     }
+}
+
+/// A write's outcome, before it becomes either contract's `send-status`.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Sent {
+    /// Queued.
+    Queued,
+    /// The session is gone or closing.
+    Closed,
+    /// Its queue is full.
+    QueueFull,
 }
 
 impl WasiView for HostState {
@@ -174,85 +190,60 @@ impl WasiView for HostState {
     }
 }
 
-impl types::Host for HostState {}
+/// The `session` methods both contracts share, for an `impl` of either
+/// one's `HostSession` over [`HostState`] (`$handle` is its resource
+/// handle type, whose `send-status` converts from [`Sent`]).
+macro_rules! shared_session_methods {
+    ($handle:ty) => {
+        fn id(&mut self, this: $handle) -> wasmtime::Result<SessionId> {
+            self.session_of(&this)
+        }
 
-impl types::HostSession for HostState {
-    fn open(&mut self, id: SessionId) -> wasmtime::Result<Option<Resource<SessionResource>>> {
-        Ok(self.sessions.lookup(id).map(Resource::new_own))
-    }
+        fn path(&mut self, this: $handle) -> wasmtime::Result<String> {
+            let id = self.session_of(&this)?;
+            Ok(self.sessions().path(id).map(str::to_owned).unwrap_or_default())
+        }
 
-    fn id(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<SessionId> {
-        self.session_of(&this)
-    }
+        fn query(&mut self, this: $handle) -> wasmtime::Result<Option<String>> {
+            let id = self.session_of(&this)?;
+            Ok(self.sessions().query(id).map(str::to_owned))
+        }
 
-    fn path(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<String> {
-        let id = self.session_of(&this)?;
-        Ok(self.sessions.path(id).map(str::to_owned).unwrap_or_default())
-    }
+        fn is_open(&mut self, this: $handle) -> wasmtime::Result<bool> {
+            let id = self.session_of(&this)?;
+            Ok(self.sessions().is_open(id))
+        }
 
-    fn query(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<Option<String>> {
-        let id = self.session_of(&this)?;
-        Ok(self.sessions.query(id).map(str::to_owned))
-    }
+        fn attachment(&mut self, this: $handle) -> wasmtime::Result<Option<Vec<u8>>> {
+            let id = self.session_of(&this)?;
+            Ok(self.sessions().attachment(id))
+        }
 
-    fn is_open(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<bool> {
-        let id = self.session_of(&this)?;
-        Ok(self.sessions.is_open(id))
-    }
+        fn write_text(&mut self, this: $handle, text: String) -> wasmtime::Result<types::SendStatus> {
+            self.send(&this, Message::text(text)).map(Into::into)
+        }
 
-    fn attachment(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<Option<Vec<u8>>> {
-        let id = self.session_of(&this)?;
-        Ok(self.sessions.attachment(id))
-    }
+        fn write_data(&mut self, this: $handle, data: Vec<u8>) -> wasmtime::Result<types::SendStatus> {
+            self.send(&this, Message::binary(data)).map(Into::into)
+        }
 
-    fn set_attachment(
-        &mut self,
-        this: Resource<SessionResource>,
-        data: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), types::AttachmentError>> {
-        let id = self.session_of(&this)?;
-        Ok(self.sessions.set_attachment(id, data).map_err(|e| match e {
-            AttachError::TooLarge => types::AttachmentError::TooLarge,
-            AttachError::Closed => types::AttachmentError::Closed,
-        }))
-    }
+        fn close(&mut self, this: $handle) -> wasmtime::Result<()> {
+            let id = self.session_of(&this)?;
+            self.sessions().close_by_plugin(id, None, "");
+            Ok(())
+        }
 
-    fn write_text(&mut self, this: Resource<SessionResource>, text: String) -> wasmtime::Result<types::SendStatus> {
-        self.send(&this, Message::text(text))
-    }
+        fn close_with(&mut self, this: $handle, code: u16, reason: String) -> wasmtime::Result<()> {
+            let id = self.session_of(&this)?;
+            self.sessions().close_by_plugin(id, Some(code), &reason);
+            Ok(())
+        }
 
-    fn write_data(&mut self, this: Resource<SessionResource>, data: Vec<u8>) -> wasmtime::Result<types::SendStatus> {
-        self.send(&this, Message::binary(data))
-    }
-
-    fn close(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<()> {
-        let id = self.session_of(&this)?;
-        self.sessions.close_by_plugin(id, None, "");
-        Ok(())
-    }
-
-    fn close_with(&mut self, this: Resource<SessionResource>, code: u16, reason: String) -> wasmtime::Result<()> {
-        let id = self.session_of(&this)?;
-        self.sessions.close_by_plugin(id, Some(code), &reason);
-        Ok(())
-    }
-
-    fn drop(&mut self, this: Resource<SessionResource>) -> wasmtime::Result<()> {
-        self.sessions.drop_handle(this.rep());
-        Ok(())
-    }
+        fn drop(&mut self, this: $handle) -> wasmtime::Result<()> {
+            self.sessions().drop_handle(this.rep());
+            Ok(())
+        }
+    };
 }
 
-impl endpoint::Host for HostState {
-    fn sessions(&mut self) -> wasmtime::Result<Vec<SessionId>> {
-        Ok(self.sessions.ids())
-    }
-
-    fn broadcast_text(&mut self, text: String, except: Option<SessionId>) -> wasmtime::Result<u32> {
-        Ok(self.sessions.broadcast(&Message::text(text), except))
-    }
-
-    fn broadcast_data(&mut self, data: Vec<u8>, except: Option<SessionId>) -> wasmtime::Result<u32> {
-        Ok(self.sessions.broadcast(&Message::binary(data), except))
-    }
-}
+pub(super) use shared_session_methods;

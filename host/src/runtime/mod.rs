@@ -3,21 +3,29 @@
 //!
 //! - [`bindings`]: `bindgen!` output (private).
 //! - [`cache`]: compiled components on disk, so restarts skip Cranelift.
-//! - [`host`]: the imports a plugin calls (`session`, `endpoint`).
+//! - [`compat`]: the 0.1 contract's imports, over the same registry.
+//! - [`guest`]: a plugin's exports, whichever contract it implements.
+//! - [`host`]: what an instance's store holds.
+//! - [`imports`]: the 0.2 imports a plugin calls (`session`, `endpoint`,
+//!   `topics`).
 //! - [`plugin`]: a compiled, type-checked plugin ready to instantiate.
 //! - [`stdio`]: plugin stdout/stderr into the host log, within a budget.
 //! - [`waits`]: bounds on how long a host call may wait.
 
 mod bindings;
 pub mod cache;
+mod compat;
+pub mod guest;
 pub mod host;
+mod imports;
 pub mod plugin;
 pub mod stdio;
 mod waits;
 
 pub use cache::{CompileCache, Origin};
+pub use guest::{Contract, Exports};
 pub use host::{HostState, arm_call};
-pub use plugin::{CompiledPlugin, Digest, Exports, LoadError};
+pub use plugin::{CompiledPlugin, Digest, LoadError};
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -120,7 +128,8 @@ impl Runtime {
             .map_err(|_| anyhow::anyhow!("cannot start wasmtime-wasi's runtime"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        bindings::StatefulPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::v2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::v1::StatefulPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         waits::add_to_linker(&mut linker)?;
         let stop = Arc::new(AtomicBool::new(false));
         let clock = Arc::new(EpochClock::new());

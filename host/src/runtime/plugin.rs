@@ -2,10 +2,10 @@
 //! ready to instantiate many times (after a trap, each restart is a cheap
 //! instantiation from the same `InstancePre`).
 //!
-//! The `lifecycle` export is optional: a component that has it is told about
-//! live sessions when it takes over an endpoint.
+//! A component built against either contract loads ([`Contract`]); the
+//! `lifecycle` and `upgrade` exports are optional.
 
-use super::bindings::exports::wasock::plugin::{handler, lifecycle};
+use super::guest::{Contract, Exports, Indices};
 use super::host::HostState;
 use super::stdio::{LogBudget, LogOutput, Stream};
 use super::{EpochClock, Origin, Runtime, arm_call};
@@ -63,20 +63,6 @@ pub enum LoadError {
     },
 }
 
-impl std::fmt::Debug for Exports {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Exports").field("lifecycle", &self.lifecycle.is_some()).finish_non_exhaustive()
-    }
-}
-
-/// A plugin instance's exports.
-pub struct Exports {
-    /// The event handlers.
-    pub handler: handler::Guest,
-    /// `restore` / `snapshot`, if the plugin has them.
-    pub lifecycle: Option<lifecycle::Guest>,
-}
-
 /// A compiled, checked plugin.
 pub struct CompiledPlugin {
     /// The plugin's name, for log lines.
@@ -87,6 +73,8 @@ pub struct CompiledPlugin {
     pub imports: Vec<String>,
     /// The names of the interfaces the component exports.
     pub exports: Vec<String>,
+    /// The contract it implements.
+    pub contract: Contract,
     /// The sandbox's limits.
     pub limits: Arc<Limits>,
     /// A short content hash of the component file, naming this version.
@@ -97,8 +85,7 @@ pub struct CompiledPlugin {
     /// The runtime's epoch count, for call deadlines in host waits.
     clock: Arc<EpochClock>,
     pre: InstancePre<HostState>,
-    handler: handler::GuestIndices,
-    lifecycle: Option<lifecycle::GuestIndices>,
+    indices: Indices,
     log_budget: Arc<LogBudget>,
 }
 
@@ -137,8 +124,7 @@ impl CompiledPlugin {
         let imports = ty.imports(runtime.engine()).map(|(n, _)| n.to_owned()).collect();
         let exports = ty.exports(runtime.engine()).map(|(n, _)| n.to_owned()).collect();
         let pre = runtime.linker().instantiate_pre(&component).map_err(world_error)?;
-        let handler = handler::GuestIndices::new(&pre).map_err(world_error)?;
-        let lifecycle = lifecycle::GuestIndices::new(&pre).ok();
+        let indices = Indices::new(&pre).map_err(world_error)?;
         let compiled = Self {
             hash: digest.short(),
             origin,
@@ -146,13 +132,13 @@ impl CompiledPlugin {
             route: manifest.route.clone(),
             imports,
             exports,
+            contract: indices.contract(),
             log_budget: Arc::new(LogBudget::new(manifest.limits.log_bytes_per_sec)),
             limits: Arc::new(manifest.limits.clone()),
             grants: manifest.grants.clone(),
             clock: runtime.clock().clone(),
             pre,
-            handler,
-            lifecycle,
+            indices,
         };
         // Typed exports are checked on load: a trial instance catches
         // signature mismatches and start-up traps now, not on first connect.
@@ -166,6 +152,11 @@ impl CompiledPlugin {
             }
         })?;
         Ok(compiled)
+    }
+
+    /// Whether the component exports the upgrade hook.
+    pub fn has_upgrade_hook(&self) -> bool {
+        self.indices.has_upgrade()
     }
 
     /// A new store for an instance of this plugin, holding `sessions` and
@@ -193,12 +184,7 @@ impl CompiledPlugin {
         store.data_mut().set_wasi(self.wasi()?);
         arm_call(store);
         let instance = self.pre.instantiate(&mut *store)?;
-        let handler = self.handler.load(&mut *store, &instance)?;
-        let lifecycle = match &self.lifecycle {
-            Some(indices) => Some(indices.load(&mut *store, &instance)?),
-            None => None,
-        };
-        Ok(Exports { handler, lifecycle })
+        self.indices.load(store, &instance)
     }
 
     fn wasi(&self) -> wasmtime::Result<wasmtime_wasi::WasiCtx> {

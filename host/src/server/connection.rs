@@ -17,7 +17,9 @@ use super::ServerState;
 use super::io::{ReadHint, Readable};
 use crate::endpoint::{EndpointHandle, Event};
 use crate::log_limit::LogLimit;
-use crate::session::{CloseCode, NewSession, SessionId, SessionRx, Signal, close_frame, link, plugin_close_frame};
+use crate::session::{
+    CloseCode, NewSession, SessionId, SessionRx, Signal, UpgradeAccept, close_frame, link, plugin_close_frame,
+};
 use futures_util::{SinkExt, StreamExt};
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
@@ -59,6 +61,8 @@ pub(super) struct Accepted {
     pub(super) query: Option<String>,
     /// The client's address.
     pub(super) peer: SocketAddr,
+    /// What the upgrade hook gave the session (protocol, attachment, topics).
+    pub(super) accept: UpgradeAccept,
 }
 
 /// Whether the server is stopping (and this session not yet closing).
@@ -69,10 +73,11 @@ fn stopping(shared: &ServerState, closing: bool) -> Poll<()> {
 /// Runs the session to its end.
 #[tracing::instrument(level = "debug", name = "session", skip_all, fields(plugin = %accepted.endpoint.name(), session = accepted.id, peer = %accepted.peer))]
 pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
-    let Accepted { ws, readable, endpoint, id, path, query, .. } = accepted;
+    let Accepted { ws, readable, endpoint, id, path, query, peer, accept } = accepted;
     let limits = endpoint.limits();
     let (tx, rx) = link(limits.queue_messages, limits.queue_bytes);
-    let connected = Event::Connected(NewSession { id, path, query, tx });
+    let UpgradeAccept { protocol, attachment, topics, .. } = accept;
+    let connected = Event::Connected(NewSession { id, path, query, peer, protocol, tx, attachment, topics });
     let now = Instant::now();
     let mut task = SessionTask {
         ws,
@@ -181,6 +186,7 @@ impl SessionTask {
                 signal = std::future::poll_fn(|cx| rx.poll_next(cx, want_credit)) => match signal {
                     Signal::Message(msg) => self.write_batch(msg, &mut rx, config.close_timeout).await,
                     Signal::Credit => Flow::Continue,
+                    Signal::Drained => self.drained().await,
                     Signal::Ended => Flow::End,
                 },
                 // The server wakes every session through its queue's waker
@@ -340,7 +346,16 @@ impl SessionTask {
         }
         match close {
             Some(frame) => self.start_close(frame, close_timeout).await,
+            None if rx.take_drained() => self.drained().await,
             None => Flow::Continue,
+        }
+    }
+
+    /// Tells the plugin that the queue that refused its write has room.
+    async fn drained(&mut self) -> Flow {
+        match self.endpoint.send(Event::Drain { id: self.id }).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::End,
         }
     }
 

@@ -7,15 +7,21 @@
 //! crashes answers 503; anything else 404. tungstenite validates the
 //! handshake headers and computes the accept key. A client that does not
 //! finish its request within the handshake timeout is cut off.
+//!
+//! A plugin with an upgrade hook decides before the 101: its rejection is
+//! the response (status, headers, body); its acceptance may select one of
+//! the offered subprotocols and add headers. No session exists until the
+//! handshake is done, so a rejected or abandoned upgrade leaves nothing.
 
 use super::io::ReadHint;
 use super::peers::PeerPermit;
 use super::{ServerState, connection};
 use crate::log_limit::LogLimit;
+use crate::session::{Header, UpgradeAccept, UpgradeDecision, UpgradeReject, UpgradeRequest};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, UPGRADE};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -69,8 +75,10 @@ pub(super) async fn serve(
         let shared = shared.clone();
         service_fn(move |req| {
             let (shared, permit) = (shared.clone(), permit.clone());
-            let response = if over_cap { too_many(peer) } else { route(req, peer, shared, permit) };
-            async move { Ok::<_, Infallible>(response) }
+            async move {
+                let response = if over_cap { too_many(peer) } else { route(req, peer, shared, permit).await };
+                Ok::<_, Infallible>(response)
+            }
         })
     };
     let conn = http1::Builder::new()
@@ -91,7 +99,7 @@ pub(super) async fn serve(
     }
 }
 
-fn route(
+async fn route(
     mut req: Request<Incoming>,
     peer: SocketAddr,
     shared: Arc<ServerState>,
@@ -109,7 +117,7 @@ fn route(
         resp.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
         return resp;
     }
-    let response = match create_response_with_body(&req, Body::default) {
+    let mut response = match create_response_with_body(&req, Body::default) {
         Ok(response) => response,
         Err(err) => {
             return plain(StatusCode::BAD_REQUEST, &format!("bad WebSocket handshake: {err}\n"));
@@ -126,6 +134,25 @@ fn route(
     };
     let path = path.to_owned();
     let query = req.uri().query().map(str::to_owned);
+    let accept = if endpoint.has_upgrade_hook() {
+        let request = upgrade_request(&req, &path, query.clone(), peer);
+        // The decision waits behind the endpoint's other events; a client
+        // is not kept longer than its handshake may take.
+        match tokio::time::timeout(shared.config.handshake_timeout, endpoint.upgrade(request)).await {
+            Ok(UpgradeDecision::Accept(accept)) => accept,
+            Ok(UpgradeDecision::Reject(reject)) => return rejected(&reject),
+            Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "endpoint too busy to decide the upgrade\n"),
+        }
+    } else {
+        UpgradeAccept::default()
+    };
+    if let Some(protocol) = &accept.protocol {
+        // Checked by the endpoint: one of the offered, so a valid value.
+        if let Ok(value) = HeaderValue::from_str(protocol) {
+            response.headers_mut().insert(SEC_WEBSOCKET_PROTOCOL, value);
+        }
+    }
+    add_headers(&mut response, &accept.headers);
     let upgrade = hyper::upgrade::on(&mut req);
     let config = ws_config(&shared.config, endpoint.limits().max_message_bytes);
     let id = super::new_session_id();
@@ -136,7 +163,7 @@ fn route(
                 let io = ReadHint::new(TokioIo::new(upgraded));
                 let readable = io.readable();
                 let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
-                let session = connection::Accepted { ws, readable, endpoint, id, path, query, peer };
+                let session = connection::Accepted { ws, readable, endpoint, id, path, query, peer, accept };
                 connection::run(session, shared).await;
                 drop((admitted, permit));
             }
@@ -152,6 +179,45 @@ fn ws_config(config: &crate::ServerConfig, max_message: usize) -> WebSocketConfi
         .write_buffer_size(config.write_buffer_size)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
+}
+
+/// What the upgrade hook is told about `req`.
+fn upgrade_request(req: &Request<Incoming>, path: &str, query: Option<String>, peer: SocketAddr) -> UpgradeRequest {
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), String::from_utf8_lossy(value.as_bytes()).into_owned()))
+        .collect();
+    let protocols = req
+        .headers()
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect();
+    UpgradeRequest { path: path.to_owned(), query, headers, remote: peer, protocols }
+}
+
+/// The plugin's rejection as the response (checked by the endpoint).
+fn rejected(reject: &UpgradeReject) -> Response<Body> {
+    let status = StatusCode::from_u16(reject.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut resp = plain(status, &reject.body);
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    add_headers(&mut resp, &reject.headers);
+    resp
+}
+
+/// Appends `headers` (checked by the endpoint; any that still fail to
+/// parse are left out).
+fn add_headers(resp: &mut Response<Body>, headers: &[Header]) {
+    for (name, value) in headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            resp.headers_mut().append(name, value);
+        }
+    }
 }
 
 /// The answer to a client address over `max-connections-per-ip`.

@@ -29,6 +29,9 @@ struct Link {
     wake_pending: AtomicBool,
     /// Live [`SessionTx`] handles; at zero the queue ends.
     senders: AtomicUsize,
+    /// A write was refused for a full queue: the plugin is owed an
+    /// `on-drain` once the queue has room.
+    drain_wanted: AtomicBool,
 }
 
 /// A session's outbound queue bounded to `max_messages` messages and
@@ -40,6 +43,7 @@ pub fn link(max_messages: usize, max_bytes: usize) -> (SessionTx, SessionRx) {
         waker: AtomicWaker::new(),
         wake_pending: AtomicBool::new(false),
         senders: AtomicUsize::new(1),
+        drain_wanted: AtomicBool::new(false),
     });
     (SessionTx(link.clone()), SessionRx(link))
 }
@@ -118,6 +122,19 @@ impl SessionTx {
     pub fn backed_up(&self) -> bool {
         self.0.outbound.backed_up()
     }
+
+    /// Payload bytes queued and not yet taken by the connection.
+    pub fn queued_bytes(&self) -> usize {
+        self.0.outbound.bytes()
+    }
+
+    /// Asks the connection to report when the queue has room again (see
+    /// [`SessionRx::take_drained`]); it is woken to look, in case it has
+    /// emptied the queue already.
+    pub fn want_drain(&self, wakes: &mut Wakes) {
+        self.0.drain_wanted.store(true, Ordering::Release);
+        wakes.defer(&self.0);
+    }
 }
 
 /// What woke a connection task waiting on its queue.
@@ -127,6 +144,9 @@ pub enum Signal {
     Message(Message),
     /// A read credit is free (only reported when asked for).
     Credit,
+    /// The queue refused a write for being full and has room again (see
+    /// [`SessionRx::take_drained`]).
+    Drained,
     /// Every sender is gone and the queue is empty.
     Ended,
 }
@@ -143,6 +163,7 @@ impl SessionRx {
         let ready = |rx: &mut Self| match rx.try_recv() {
             Some(msg) => Some(Signal::Message(msg)),
             None if want_credit && rx.0.credits.any_free() => Some(Signal::Credit),
+            None if rx.take_drained() => Some(Signal::Drained),
             None => None,
         };
         if let Some(signal) = ready(self) {
@@ -174,6 +195,15 @@ impl SessionRx {
     /// no room left for the replies of a full window of them.
     pub fn congested(&self) -> bool {
         self.0.outbound.congested(self.0.credits.window())
+    }
+
+    /// Whether the plugin is owed an `on-drain` now: a write was refused
+    /// for a full queue, and the queue is no longer backed up. Reports each
+    /// such episode once.
+    pub fn take_drained(&self) -> bool {
+        self.0.drain_wanted.load(Ordering::Acquire)
+            && !self.0.outbound.backed_up()
+            && self.0.drain_wanted.swap(false, Ordering::AcqRel)
     }
 
     /// A handle that wakes this task from outside.

@@ -12,17 +12,20 @@
 //! - `outbound`: the bounded outbound queue.
 //! - `credit`: inbound flow control (read credits).
 //! - `close`: close frames and named close codes.
+//! - [`upgrade`]: the upgrade hook's request and answer.
 
 mod close;
 mod credit;
 pub mod link;
 mod outbound;
 pub mod registry;
+pub mod upgrade;
 
 pub use close::{CloseCode, close_frame, plugin_close_frame};
 pub use link::{SessionRx, SessionTx, SessionWaker, Signal, Wakes, link};
 pub use outbound::QueueError;
-pub use registry::{AttachError, Sessions};
+pub use registry::{AttachError, Audience, Sessions, Subscribed};
+pub use upgrade::{Header, UpgradeAccept, UpgradeDecision, UpgradeReject, UpgradeRequest};
 
 /// Identifies one connection for the life of the server; never reused, and
 /// never 0.
@@ -37,6 +40,31 @@ pub struct NewSession {
     pub path: String,
     /// Request query, without `?`.
     pub query: Option<String>,
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// The subprotocol chosen at the upgrade.
+    pub protocol: Option<String>,
     /// Where the plugin's writes to it go.
     pub tx: SessionTx,
+    /// Its first attachment, from the upgrade hook.
+    pub attachment: Option<Vec<u8>>,
+    /// Topics it joins on arrival, from the upgrade hook.
+    pub topics: Vec<String>,
+}
+
+impl NewSession {
+    /// A session on `/a` from 127.0.0.1, with nothing from an upgrade hook.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: SessionId, tx: SessionTx) -> Self {
+        Self {
+            id,
+            path: "/a".into(),
+            query: None,
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            protocol: None,
+            tx,
+            attachment: None,
+            topics: Vec::new(),
+        }
+    }
 }

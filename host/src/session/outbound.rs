@@ -115,6 +115,11 @@ impl Outbound {
             || self.bytes.load(Ordering::Relaxed) * 2 >= self.max_bytes
     }
 
+    /// Payload bytes queued.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// The connection is gone: drops what is queued and refuses the rest.
     pub(super) fn close(&self) {
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());

@@ -16,7 +16,7 @@ use crate::config::ServerConfig;
 use crate::endpoint::{Endpoint, EndpointHandle, SwapError};
 use crate::manifest::Manifest;
 use crate::plugins::{self, BuildError, DiscoverError, Source};
-use crate::runtime::{CompiledPlugin, LoadError, Runtime};
+use crate::runtime::{CompiledPlugin, Contract, LoadError, Runtime};
 use crate::server::Routes;
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashSet};
@@ -121,6 +121,8 @@ struct Managed {
     manifest: Manifest,
     /// The served component's short hash.
     hash: String,
+    /// The contract it implements.
+    contract: Contract,
     /// Its endpoint.
     endpoint: Endpoint,
     /// When a new version last took over.
@@ -136,6 +138,8 @@ pub struct Served {
     pub route: String,
     /// The served version (the component's short content hash).
     pub version: String,
+    /// The contract the version implements.
+    pub contract: Contract,
     /// When a new version last took over.
     pub last_swap: Option<SystemTime>,
     /// Its endpoint (live session count, back-off).
@@ -312,6 +316,7 @@ impl Supervisor {
                         report.swapped.push(manifest.name.clone());
                         cur.manifest = manifest;
                         cur.hash = plugin.hash.clone();
+                        cur.contract = plugin.contract;
                         cur.last_swap = Some(SystemTime::now());
                         Ok(())
                     }
@@ -332,7 +337,16 @@ impl Supervisor {
                     .map_err(|error| ReloadError::Start { name: manifest.name.clone(), error })?;
                 tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, load_ms, origin = ?plugin.origin, "serving");
                 report.added.push(manifest.name.clone());
-                self.plugins.insert(dir, Managed { manifest, hash: plugin.hash.clone(), endpoint, last_swap: None });
+                self.plugins.insert(
+                    dir,
+                    Managed {
+                        manifest,
+                        hash: plugin.hash.clone(),
+                        contract: plugin.contract,
+                        endpoint,
+                        last_swap: None,
+                    },
+                );
                 Ok(())
             }
         }
@@ -345,6 +359,7 @@ impl Supervisor {
             name: m.manifest.name.clone(),
             route: m.manifest.route.clone(),
             version: m.hash.clone(),
+            contract: m.contract,
             last_swap: m.last_swap,
             endpoint: m.endpoint.handle(),
         });

@@ -10,17 +10,28 @@
 //! Every write, close and returned credit goes through here and notes the
 //! session's connection in [`Wakes`]; the endpoint decides when to
 //! [`flush_wakes`](Sessions::flush_wakes).
+//!
+//! - `fanout`: writes to one session, the endpoint or a topic, and the
+//!   full-queue policy.
+//! - `topics`: topic memberships.
 
-use super::close::{CloseCode, close_frame, plugin_close_frame};
+mod fanout;
+mod topics;
+
+pub use fanout::Audience;
+pub use topics::Subscribed;
+
+use super::close::plugin_close_frame;
 use super::link::{SessionTx, Wakes};
-use super::outbound::QueueError;
 use super::{NewSession, SessionId};
 use crate::manifest::{Limits, QueueFull};
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use topics::{Membership, Topics};
 
 /// What the host keeps about one live session.
 #[derive(Debug, Clone)]
@@ -29,6 +40,10 @@ struct Entry {
     path: String,
     /// Request query, without `?`.
     query: Option<String>,
+    /// The client's address.
+    peer: SocketAddr,
+    /// The subprotocol chosen at the upgrade.
+    protocol: Option<String>,
     /// Its outbound queue.
     tx: SessionTx,
     /// The handle rep passed as `borrow<session>` in this session's events.
@@ -39,6 +54,8 @@ struct Entry {
     attachment: Option<Box<[u8]>>,
     /// Since when the outbound queue has been refusing writes.
     full_since: Option<Instant>,
+    /// The topics it is in, in join order.
+    topics: Vec<Membership>,
 }
 
 /// The per-session policies taken from the plugin's limits.
@@ -48,8 +65,8 @@ struct Policy {
     on_full: QueueFull,
     /// How long it may stay full under `QueueFull::Close`.
     full_grace: Duration,
-    /// Largest attachment.
-    attachment_limit: usize,
+    /// The rest of the plugin's limits (attachment and topic bounds).
+    limits: Limits,
 }
 
 /// Live sessions by id (ids grow, so iteration is oldest first), the handle
@@ -60,6 +77,8 @@ pub struct Sessions {
     live: BTreeMap<SessionId, Entry>,
     /// Handle rep -> session id, for every handle the instance holds.
     handles: slab::Slab<SessionId>,
+    /// Topic memberships.
+    topics: Topics,
     /// Connections to wake once the current batch of events is done.
     wakes: Wakes,
     /// When the earliest full queue's grace may run out (under
@@ -85,23 +104,41 @@ impl Sessions {
         Self {
             live: BTreeMap::new(),
             handles: slab::Slab::new(),
+            topics: Topics::default(),
             wakes: Wakes::default(),
             full_deadline: None,
             policy: Policy {
                 on_full: limits.on_queue_full,
                 full_grace: limits.queue_full_grace(),
-                attachment_limit: limits.attachment_bytes,
+                limits: limits.clone(),
             },
             plugin,
         }
     }
 
-    /// Registers a new session; returns the rep of a fresh owned handle to it.
+    /// Registers a new session, with the attachment and topics its upgrade
+    /// gave it (checked against the limits then); returns the rep of a
+    /// fresh owned handle to it.
     pub fn insert(&mut self, session: NewSession) -> u32 {
-        let NewSession { id, path, query, tx } = session;
+        let NewSession { id, path, query, peer, protocol, tx, attachment, topics } = session;
         let borrow_rep = self.new_handle(id);
-        let entry = Entry { path, query, tx, borrow_rep, closing: false, attachment: None, full_since: None };
+        let attachment = attachment.map(Vec::into_boxed_slice);
+        let entry = Entry {
+            path,
+            query,
+            peer,
+            protocol,
+            tx,
+            borrow_rep,
+            closing: false,
+            attachment,
+            full_since: None,
+            topics: Vec::new(),
+        };
         self.live.insert(id, entry);
+        for topic in topics {
+            self.subscribe(id, &topic);
+        }
         self.new_handle(id)
     }
 
@@ -112,6 +149,7 @@ impl Sessions {
     pub fn fork(&self, plugin: Arc<str>, limits: &Limits) -> Self {
         let mut fork = Self::new(plugin, limits);
         fork.live = self.live.clone();
+        fork.topics = self.topics.clone();
         fork.reset_handles();
         fork.full_deadline = fork.earliest_full_deadline();
         fork
@@ -122,6 +160,9 @@ impl Sessions {
     pub fn remove(&mut self, id: SessionId) {
         if let Some(entry) = self.live.remove(&id) {
             self.handles.try_remove(entry.borrow_rep as usize);
+            for membership in &entry.topics {
+                self.topics.leave(membership);
+            }
         }
     }
 
@@ -175,6 +216,21 @@ impl Sessions {
         self.live.get(&id)?.query.as_deref()
     }
 
+    /// The client address of a live session.
+    pub fn peer(&self, id: SessionId) -> Option<SocketAddr> {
+        self.live.get(&id).map(|e| e.peer)
+    }
+
+    /// The subprotocol a live session chose.
+    pub fn protocol(&self, id: SessionId) -> Option<&str> {
+        self.live.get(&id)?.protocol.as_deref()
+    }
+
+    /// Bytes queued for a live session and not yet written (0 if gone).
+    pub fn buffered_amount(&self, id: SessionId) -> usize {
+        self.live.get(&id).map_or(0, |e| e.tx.queued_bytes())
+    }
+
     /// Ids of every live session, oldest first.
     pub fn ids(&self) -> Vec<SessionId> {
         self.live.keys().copied().collect()
@@ -190,97 +246,6 @@ impl Sessions {
         self.live.is_empty()
     }
 
-    /// Queues a message to one session, applying the full-queue policy.
-    pub fn send(&mut self, id: SessionId, msg: Message) -> Result<(), QueueError> {
-        let Some(entry) = self.live.get_mut(&id).filter(|e| !e.closing) else {
-            return Err(QueueError::Closed);
-        };
-        let result = entry.tx.try_send(msg, &mut self.wakes);
-        match stays_full(entry, &result, &self.policy) {
-            Full::Over => self.close_slow(id),
-            Full::Since(since) => self.note_full(since),
-            Full::No => {}
-        }
-        result
-    }
-
-    /// Queues a message to every open session but `except`; returns how many
-    /// took it.
-    pub fn broadcast(&mut self, msg: &Message, except: Option<SessionId>) -> u32 {
-        let mut sent = 0;
-        let (mut slow, mut first_full) = (Vec::new(), None);
-        for (id, entry) in self.live.iter_mut() {
-            if entry.closing || Some(*id) == except {
-                continue;
-            }
-            let result = entry.tx.try_send(msg.clone(), &mut self.wakes);
-            if result.is_ok() {
-                sent += 1;
-            }
-            match stays_full(entry, &result, &self.policy) {
-                Full::Over => slow.push(*id),
-                Full::Since(since) => first_full = Some(first_full.map_or(since, |f: Instant| f.min(since))),
-                Full::No => {}
-            }
-        }
-        if let Some(since) = first_full {
-            self.note_full(since);
-        }
-        for id in slow {
-            self.close_slow(id);
-        }
-        sent
-    }
-
-    /// A queue refused a write at `since`: its grace runs out then.
-    fn note_full(&mut self, since: Instant) {
-        let due = since + self.policy.full_grace;
-        self.full_deadline = Some(self.full_deadline.map_or(due, |d| d.min(due)));
-    }
-
-    /// When [`police`](Self::police) has something to check next.
-    pub fn next_deadline(&self) -> Option<Instant> {
-        self.full_deadline
-    }
-
-    /// Closes (1008) every session whose queue refused a write more than
-    /// the grace ago and is still backed up, even if the plugin has not
-    /// written to it since; forgets the refusal of those that drained.
-    pub fn police(&mut self, now: Instant) {
-        if self.full_deadline.is_none_or(|d| now < d) {
-            return;
-        }
-        let grace = self.policy.full_grace;
-        let mut slow = Vec::new();
-        for (id, entry) in self.live.iter_mut() {
-            let Some(since) = entry.full_since else { continue };
-            if entry.closing || !entry.tx.backed_up() {
-                entry.full_since = None;
-            } else if now >= since + grace {
-                slow.push(*id);
-            }
-        }
-        for id in slow {
-            self.close_slow(id);
-            if let Some(entry) = self.live.get_mut(&id) {
-                entry.full_since = None;
-            }
-        }
-        self.full_deadline = self.earliest_full_deadline();
-    }
-
-    fn earliest_full_deadline(&self) -> Option<Instant> {
-        if self.policy.on_full != QueueFull::Close {
-            return None;
-        }
-        self.live.values().filter_map(|e| e.full_since).min().map(|since| since + self.policy.full_grace)
-    }
-
-    fn close_slow(&mut self, id: SessionId) {
-        tracing::warn!(plugin = %self.plugin, session = id, "outbound queue stayed full; closing the session with 1008");
-        self.close(id, close_frame(CloseCode::Policy, "client too slow: outbound queue full"));
-    }
-
     /// The session's attachment.
     pub fn attachment(&self, id: SessionId) -> Option<Vec<u8>> {
         self.live.get(&id)?.attachment.as_deref().map(<[u8]>::to_vec)
@@ -288,7 +253,7 @@ impl Sessions {
 
     /// Stores the session's attachment.
     pub fn set_attachment(&mut self, id: SessionId, data: Vec<u8>) -> Result<(), AttachError> {
-        if data.len() > self.policy.attachment_limit {
+        if data.len() > self.policy.limits.attachment_bytes {
             return Err(AttachError::TooLarge);
         }
         let entry = self.live.get_mut(&id).ok_or(AttachError::Closed)?;
@@ -348,39 +313,13 @@ fn insert_handle(handles: &mut slab::Slab<SessionId>, id: SessionId) -> u32 {
     u32::try_from(handles.insert(id)).expect("fewer than 2^32 session handles")
 }
 
-/// What a write's outcome says about a session's full queue.
-enum Full {
-    /// Not full (or the policy lets it be).
-    No,
-    /// Refusing writes since then, within the grace.
-    Since(Instant),
-    /// Refusing writes for longer than the grace: the session must go.
-    Over,
-}
-
-/// Tracks how long a session's queue has refused writes under the `close`
-/// policy.
-fn stays_full(entry: &mut Entry, result: &Result<(), QueueError>, policy: &Policy) -> Full {
-    match result {
-        Err(QueueError::Full) if policy.on_full == QueueFull::Close => {
-            let since = *entry.full_since.get_or_insert_with(Instant::now);
-            if since.elapsed() >= policy.full_grace { Full::Over } else { Full::Since(since) }
-        }
-        Err(QueueError::Full) => Full::No,
-        _ => {
-            entry.full_since = None;
-            Full::No
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::link;
+    use crate::session::{QueueError, link};
 
     fn new_session(id: SessionId, tx: SessionTx) -> NewSession {
-        NewSession { id, path: "/a".into(), query: None, tx }
+        NewSession::for_test(id, tx)
     }
 
     #[test]
