@@ -1,9 +1,9 @@
 //! Builds the guest code the tests load, from source, during the test
 //! build: the bundled Rust plugins (`plugins/`, into `plugins/target`,
 //! exactly where their manifests expect them), the test fixtures
-//! (`tests/fixtures/`, into the same target directory) and the plugins in
-//! other languages (every plugin directory with a `build.sh`, the command
-//! its manifest runs: C, JavaScript, Python). The nested cargo uses a
+//! (`tests/fixtures/`, into the same target directory) and the plugins and
+//! fixtures in other languages (every directory with a `build.sh`, for a
+//! plugin the command its manifest runs: C, JavaScript, Python). The nested cargo uses a
 //! target directory of its own, so it never waits on the outer build.
 
 use std::path::{Path, PathBuf};
@@ -17,10 +17,11 @@ fn main() {
     let target = plugins.join("target");
     build(&plugins, &target);
     build(&fixtures, &target);
-    for entry in std::fs::read_dir(&plugins).unwrap().flatten() {
-        let script = entry.path().join("build.sh");
-        if script.is_file() {
-            build_script(&entry.path());
+    for dir in [&plugins, &fixtures] {
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            if entry.path().join("build.sh").is_file() {
+                build_script(&entry.path());
+            }
         }
     }
     for dir in [&plugins, &fixtures] {

@@ -12,8 +12,6 @@ export const handler = {
       s.writeText(text); // Broadcast message to all connected clients
     }
   },
-  handleBinary(session, data) {},
-  onPong(session, data) {},
   onDisconnected(session) {
     // A borrowed handle is a new object: compare ids, not objects.
     const index = sessions.findIndex((s) => s.id() === session.id());
@@ -23,10 +21,7 @@ export const handler = {
 
 // After a restart or an upgrade, the host hands back everyone still here.
 export const lifecycle = {
-  restore(list, state) {
+  restore(list) {
     sessions.splice(0, sessions.length, ...list);
-  },
-  snapshot() {
-    return new Uint8Array();
   },
 };

@@ -1,11 +1,10 @@
 """The seed's chat server in Python: the plugin keeps its own list of
 sessions and writes every message to each of them."""
-from wit_world import exports
 
 sessions = []
 
 
-class Handler(exports.Handler):
+class Handler:
     def on_connected(self, session):
         sessions.append(session)
         session.write_text(f"Welcome! There are {len(sessions)} users online.")
@@ -14,21 +13,12 @@ class Handler(exports.Handler):
         for s in sessions:
             s.write_text(text)  # Broadcast message to all connected clients
 
-    def handle_binary(self, session, data):
-        pass
-
-    def on_pong(self, session, data):
-        pass
-
     def on_disconnected(self, session):
         # A borrowed handle is a new object: compare ids, not objects.
         sessions[:] = [s for s in sessions if s.id() != session.id()]
 
 
 # After a restart or an upgrade, the host hands back everyone still here.
-class Lifecycle(exports.Lifecycle):
+class Lifecycle:
     def restore(self, restored, state):
         sessions[:] = restored
-
-    def snapshot(self):
-        return b""

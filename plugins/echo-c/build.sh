@@ -8,7 +8,7 @@ sdk=../../guest-sdk/c
 out=../target/echo-c
 cargo build --quiet --release --manifest-path "$sdk/Cargo.toml" --target-dir ../target
 tool=../target/release/wasock-c
-"$tool" bindings ../../wit/v0.1 "$out"
+"$tool" bindings ../../wit "$out"
 ${CC:-clang} --target=wasm32-wasi -mexec-model=reactor -O2 -Wall -Werror \
   -I "$out" -I "$sdk/include" -o "$out/echo-c.core.wasm" \
   echo.c "$sdk/wasock.c" "$out/plugin.c" "$out/plugin_component_type.o"

@@ -1,7 +1,8 @@
 //! Contract 0.2 against a real server: the upgrade hook (accept, reject,
 //! subprotocols, traps and overruns), topics held by the host (fan-out,
 //! isolation, across a trap and a swap), session facts, flow control
-//! (`on-drain`), and a 0.1 component served beside 0.2 ones.
+//! (`on-drain`), a 0.1 component served beside 0.2 ones, and the C SDK's
+//! side of all this.
 
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -194,5 +195,26 @@ async fn a_01_component_is_served_beside_02_ones() {
     };
     assert_eq!(contract("bare"), "wasock:plugin@0.1.0");
     assert_eq!(contract("gate"), "wasock:plugin@0.2.0");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_c_sdk_decides_upgrades_and_uses_topics() {
+    let server = TestServer::serve(test_config(), vec![compile_fixture("gate-c", "gate-c", "/c", "", |_| {})]).await;
+    let (status, body) = refused(&server, "/c?token=bad").await;
+    assert_eq!((status, body.as_str()), (401, "unauthorized"));
+    let (mut a, answer) = Client::connect_offering(&server.url("/c?token=ok&topic=t"), &["gate.v1"]).await.unwrap();
+    assert_eq!(answer.headers()["sec-websocket-protocol"], "gate.v1");
+    assert_eq!(a.recv_text().await, "hello from c, 0 queued");
+    let mut b = server.connect("/c?token=ok").await;
+    b.recv_text().await;
+    b.send_text("join:t").await;
+    assert_eq!(b.recv_text().await, "joined");
+    b.send_text("size:t").await;
+    assert_eq!(b.recv_text().await, "2");
+    b.send_text("pub:t:from b").await;
+    assert_eq!(a.recv_text().await, "from b");
+    b.send_text("echo").await;
+    assert_eq!(b.recv_text().await, "echo", "a publish reached its sender");
     server.shutdown().await;
 }

@@ -4,7 +4,9 @@
 //!
 //! The templates live in `host/templates/` and are compiled into the binary.
 //! JavaScript and Python plugins get a copy of the WIT contract (their
-//! toolchains read it); Rust plugins depend on the guest SDK by path.
+//! toolchains read it) and of their SDK file (`wasock.js`, `wasock.py`),
+//! whose defaults fill in every event the plugin does not define; Rust
+//! plugins depend on the guest SDK by path.
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
@@ -36,7 +38,7 @@ pub struct New {
     path: PathBuf,
 }
 
-const WIT: &str = include_str!("../../../wit/v0.1/wasock.wit");
+const WIT: &str = include_str!("../../../wit/wasock.wit");
 
 /// (file, template) for each language.
 fn files(lang: Lang) -> &'static [(&'static str, &'static str)] {
@@ -52,13 +54,17 @@ fn files(lang: Lang) -> &'static [(&'static str, &'static str)] {
             ("package.json", include_str!("../../templates/js/package.json")),
             ("app.js", include_str!("../../templates/js/app.js")),
             ("build.sh", include_str!("../../templates/js/build.sh")),
+            ("wasock.js", include_str!("../../../guest-sdk/js/wasock.js")),
             ("wit/wasock.wit", WIT),
+            ("wit/js.wit", include_str!("../../../guest-sdk/js/wit/js.wit")),
+            ("wit/deps/cli/environment.wit", include_str!("../../../guest-sdk/js/wit/deps/cli/environment.wit")),
             (".gitignore", include_str!("../../templates/js/gitignore")),
         ],
         Lang::Python => &[
             ("plugin.toml", include_str!("../../templates/python/plugin.toml")),
             ("app.py", include_str!("../../templates/python/app.py")),
             ("build.sh", include_str!("../../templates/python/build.sh")),
+            ("wasock.py", include_str!("../../../guest-sdk/python/wasock.py")),
             ("wit/wasock.wit", WIT),
             (".gitignore", include_str!("../../templates/python/gitignore")),
         ],

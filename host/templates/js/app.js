@@ -1,5 +1,6 @@
 // {{name}}: a wasock plugin. Greets each client, answers every text
-// message with "You said: " and the text, and logs what it got.
+// message with "You said: " and the text, and logs what it got. Export
+// only the events you use; wasock.js has the helpers (publishText, accept...).
 export const handler = {
   onConnected(session) {
     session.writeText("Welcome to {{name}}!");
@@ -8,7 +9,4 @@ export const handler = {
     console.log("Client says: " + text);
     session.writeText("You said: " + text);
   },
-  handleBinary(session, data) {},
-  onPong(session, data) {},
-  onDisconnected(session) {},
 };
