@@ -37,7 +37,7 @@ start_server() { # $1 = native|wasock|node; prints "PID PORT"
         $pin_server node bench/node/server.js >"$log" 2>&1 &
     else
         RUST_LOG=warn,wasock::cli=info $pin_server target/release/wasock serve \
-            --listen 127.0.0.1:0 --no-watch bench/plugins/echo plugins/broadcast >"$log" 2>&1 &
+            --listen 127.0.0.1:0 --no-watch bench/plugins/echo bench/plugins/topic plugins/broadcast >"$log" 2>&1 &
     fi
     local pid=$!
     for _ in $(seq 100); do
@@ -68,6 +68,7 @@ for round in $(seq "$rounds"); do
         run "$label" echo --conns 100 --rate 2000 --size 64 --secs 5
         run "$label" echo --conns 100 --rate 20000 --size 64 --secs 5
         run "$label" fanout --receivers 9999 --messages 50
+        run "$label" fanout --path /topic --receivers 9999 --messages 50
         run "$label" storm --conns 10000
     done
 done
@@ -102,6 +103,8 @@ for scenario, key, name in [
     ("echo@20000", "p99_us", "echo paced 20 000 msg/s: p99 us"),
     ("fanout", "deliveries_per_sec", "fan-out deliveries/s (10000 sessions: 9999 receivers + the sender)"),
     ("fanout", "p99_us", "fan-out time to last receiver p99 us"),
+    ("topic", "deliveries_per_sec", "topic publish deliveries/s (a topic of 10000 sessions)"),
+    ("topic", "p99_us", "topic publish time to last receiver p99 us"),
     ("storm", "ok", "storm: connections ok of 10000"),
     ("storm", "secs", "storm seconds"),
     ("idle", "kib_per_conn", "idle RSS KiB per connection (10000)"),

@@ -1,7 +1,8 @@
 // A third column for the benchmarks: Node.js with the `ws` package, the
 // same echo and broadcast logic as bench/src/bin/native.rs (greeting on
 // connect; "You said: <text>" on /echo; "Broadcast: <text>" to every
-// client on /broadcast), the same listen backlog (4096), no compression,
+// client on /broadcast, and to every member of topic `bench` on /topic,
+// a Set, the `ws` idiom), the same listen backlog (4096), no compression,
 // messages up to 1 MiB. ws sets TCP_NODELAY on every socket.
 //
 // node bench/node/server.js [PORT]   (default 0); prints `listening on ADDR`.
@@ -12,6 +13,8 @@ const { WebSocketServer } = require('ws');
 const options = { noServer: true, perMessageDeflate: false, maxPayload: 1 << 20 };
 const echo = new WebSocketServer(options);
 const broadcast = new WebSocketServer({ ...options, clientTracking: true });
+const topic = new WebSocketServer(options);
+const topics = new Map([['bench', new Set()]]);
 
 echo.on('connection', (ws) => {
   ws.send('Welcome to the chat room!');
@@ -29,12 +32,24 @@ broadcast.on('connection', (ws) => {
   });
 });
 
+topic.on('connection', (ws) => {
+  const members = topics.get('bench');
+  members.add(ws);
+  ws.send('Connection established!');
+  ws.on('message', (data, isBinary) => {
+    if (isBinary) return;
+    const out = `Broadcast: ${data}`;
+    for (const member of members) member.send(out);
+  });
+  ws.on('close', () => members.delete(ws));
+});
+
 const server = http.createServer((_req, res) => {
   res.writeHead(404).end();
 });
 server.on('upgrade', (req, socket, head) => {
   const path = new URL(req.url, 'http://localhost').pathname;
-  const wss = path === '/echo' ? echo : path === '/broadcast' ? broadcast : null;
+  const wss = { '/echo': echo, '/broadcast': broadcast, '/topic': topic }[path] ?? null;
   if (!wss) {
     socket.destroy();
     return;

@@ -53,6 +53,21 @@ fn check_reports_a_broken_manifest_and_fails() {
     assert!(stdout.contains("plugin.toml: field `route`: must start with `/`"), "{stdout}");
 }
 
+#[test]
+fn check_names_the_contract_each_plugin_implements() {
+    let bare = wasock_tests::compile_fixture("bare", "bare", "/bare", "", |_| {});
+    let gate = wasock_tests::compile_fixture("gate", "gate", "/gate", "", |_| {});
+    let out = Command::new(wasock_tests::cli::binary()).arg("check").arg(&bare).arg(&gate).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let contract_of = |name: &str| {
+        let at = stdout.find(&format!("ok   {name} ")).unwrap_or_else(|| panic!("{name} not checked: {stdout}"));
+        stdout[at..].lines().nth(1).unwrap().trim().to_owned()
+    };
+    assert_eq!(contract_of("bare"), "contract wasock:plugin@0.1.0");
+    assert_eq!(contract_of("gate"), "contract wasock:plugin@0.2.0");
+}
+
 /// At the open-file limit accept fails (EMFILE): the server neither spins
 /// nor stops, the sessions it has are served, and it accepts again once
 /// descriptors are free.

@@ -184,6 +184,21 @@ async fn a_01_component_is_served_beside_02_ones() {
     assert_eq!(old.recv_text().await, "bare here");
     old.send_text("x").await;
     assert_eq!(old.recv_text().await, "bare: x");
+    // 0.1's own signatures: a counting broadcast with an `option`, a
+    // `result` from set-attachment, `session.open`.
+    let mut other = server.connect("/bare").await;
+    assert_eq!(other.recv_text().await, "bare here");
+    old.send_text("broadcast:hi").await;
+    assert_eq!(other.recv_text().await, "hi");
+    assert_eq!(old.recv_text().await, "reached 1");
+    old.send_text("attach:kept").await;
+    assert_eq!(old.recv_text().await, "Ok(()) Some(\"kept\")");
+    old.send_text(&"attach:".repeat(1000)).await;
+    let too_large = old.recv_text().await;
+    assert!(too_large.starts_with("Err(") && too_large.contains("too-large"), "{too_large}");
+    assert!(too_large.ends_with("Some(\"kept\")"), "a refused attachment replaced the last: {too_large}");
+    old.send_text("open:0").await;
+    assert_eq!(old.recv_text().await, "open false");
     let mut new = server.connect("/gate?name=n").await;
     assert_eq!(new.recv_text().await, "hello n");
     let (status, body) = server.admin_get("/status").await;

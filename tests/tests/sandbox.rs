@@ -27,6 +27,10 @@ async fn contained(name: &str, limits: &str, command: &str, cause: &str) {
     let mut echo = echo_client(&server).await;
     let mut victim = server.connect("/bad").await;
     let mut neighbour = server.connect("/bad").await;
+    // A reply means the endpoint has the neighbour (a session reaches the
+    // endpoint after its handshake, and may come after the victim's text).
+    neighbour.send_text("ready").await;
+    assert_eq!(neighbour.recv_text().await, "ready");
     victim.send_text(command).await;
     // The other endpoint answers while (or after) the fault is handled.
     for i in 0..20 {

@@ -10,7 +10,8 @@
 //!   server's CPU time per message (all threads, and its `wasock-ep-*`
 //!   endpoint threads apart) and how busy the client itself was: a client
 //!   near 100 % caps what it can measure.
-//! - `fanout`: N receivers on /broadcast and one sender; each message must
+//! - `fanout`: N receivers on /broadcast (or `--path`, e.g. /topic, where
+//!   the fan-out is a topic publish) and one sender; each message must
 //!   reach all: deliveries per second and time until the last receiver has it.
 //! - `idle`: holds N connections and reads the server's RSS before and after.
 //! - `storm`: opens N connections at once; how many succeed, how long it takes.
@@ -57,6 +58,9 @@ enum Scenario {
         pid: Option<u32>,
     },
     Fanout {
+        /// The route: /broadcast (the endpoint's sessions) or /topic.
+        #[arg(long, default_value = "/broadcast")]
+        path: String,
         #[arg(long, default_value_t = 1000)]
         receivers: usize,
         #[arg(long, default_value_t = 200)]
@@ -126,8 +130,9 @@ async fn main() -> anyhow::Result<()> {
                 count as f64 / elapsed
             );
         }
-        Scenario::Fanout { receivers, messages } => {
-            let url = format!("{}/broadcast", args.url);
+        Scenario::Fanout { path, receivers, messages } => {
+            let url = format!("{}{path}", args.url);
+            let scenario = if path == "/broadcast" { "fanout" } else { path.trim_start_matches('/') };
             let delivered = Arc::new(AtomicU64::new(0));
             let notify = Arc::new(Notify::new());
             let (mut sender, mut own_copies) = connect(&url).await?.split();
@@ -158,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
             let elapsed = started.elapsed().as_secs_f64();
             let (p50, p99, max) = to_last.summary();
             println!(
-                r#"{{"scenario":"fanout","label":"{label}","receivers":{receivers},"messages":{messages},"deliveries_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}}}"#,
+                r#"{{"scenario":"{scenario}","label":"{label}","receivers":{receivers},"messages":{messages},"deliveries_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}}}"#,
                 (messages * receivers) as f64 / elapsed
             );
         }

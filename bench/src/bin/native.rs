@@ -1,7 +1,9 @@
-//! The native baseline: the bundled `echo` and `broadcast` plugins' logic
-//! written straight in Rust on tokio-tungstenite, with the same socket and
-//! buffer settings as wasock, and no wasm. Benchmarks run the same load
-//! against this and against wasock and report the ratio.
+//! The native baseline: the bundled `echo` and `broadcast` plugins' logic,
+//! and the benchmark's `topic` plugin's (`/topic`: every session is a member
+//! of topic `bench`; a text is published to it), written straight in Rust on
+//! tokio-tungstenite, with the same socket and buffer settings as wasock,
+//! and no wasm. Benchmarks run the same load against this and against
+//! wasock and report the ratio.
 //!
 //! `native [ADDR]` (default 127.0.0.1:0); prints `listening on ADDR`.
 
@@ -15,7 +17,11 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+/// The sessions of one fan-out group (`/broadcast`, or topic `bench`).
 type Peers = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
+
+/// Topics by name, each with its members.
+type Topics = Arc<Mutex<HashMap<String, HashMap<u64, mpsc::UnboundedSender<Message>>>>>;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -28,16 +34,18 @@ async fn main() -> anyhow::Result<()> {
         .write_buffer_size(defaults.write_buffer_size)
         .max_message_size(Some(1 << 20));
     let peers: Peers = Arc::default();
+    let topics: Topics = Arc::default();
     let next = Arc::new(AtomicU64::new(0));
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(stream, config, peers.clone(), next.fetch_add(1, Ordering::Relaxed)));
+        let id = next.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(serve(stream, config, peers.clone(), topics.clone(), id));
     }
 }
 
 #[allow(clippy::result_large_err)] // tungstenite's callback signature
-async fn serve(stream: TcpStream, config: WebSocketConfig, peers: Peers, id: u64) {
+async fn serve(stream: TcpStream, config: WebSocketConfig, peers: Peers, topics: Topics, id: u64) {
     let mut path = String::new();
     let callback = |req: &Request, resp: Response| {
         path = req.uri().path().to_owned();
@@ -63,18 +71,26 @@ async fn serve(stream: TcpStream, config: WebSocketConfig, peers: Peers, id: u64
             }
         }
     });
-    let broadcast = path == "/broadcast";
-    let greeting = if broadcast { "Connection established!" } else { "Welcome to the chat room!" };
+    let (broadcast, topic) = (path == "/broadcast", path == "/topic");
+    let greeting = if broadcast || topic { "Connection established!" } else { "Welcome to the chat room!" };
     let _ = tx.send(Message::text(greeting));
     if broadcast {
         peers.lock().unwrap().insert(id, tx.clone());
+    } else if topic {
+        topics.lock().unwrap().entry("bench".to_owned()).or_default().insert(id, tx.clone());
     }
     while let Some(Ok(msg)) = stream.next().await {
         if let Message::Text(text) = msg {
+            let out = Message::text(format!("Broadcast: {text}"));
             if broadcast {
-                let out = Message::text(format!("Broadcast: {text}"));
                 for peer in peers.lock().unwrap().values() {
                     let _ = peer.send(out.clone());
+                }
+            } else if topic {
+                if let Some(members) = topics.lock().unwrap().get("bench") {
+                    for member in members.values() {
+                        let _ = member.send(out.clone());
+                    }
                 }
             } else {
                 let _ = tx.send(Message::text(format!("You said: {text}")));
@@ -82,6 +98,9 @@ async fn serve(stream: TcpStream, config: WebSocketConfig, peers: Peers, id: u64
         }
     }
     peers.lock().unwrap().remove(&id);
+    if let Some(members) = topics.lock().unwrap().get_mut("bench") {
+        members.remove(&id);
+    }
     drop(tx);
     let _ = writer.await;
 }
