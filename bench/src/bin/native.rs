@@ -81,12 +81,13 @@ async fn serve(stream: TcpStream, config: WebSocketConfig, peers: Peers, topics:
     }
     while let Some(Ok(msg)) = stream.next().await {
         if let Message::Text(text) = msg {
-            let out = Message::text(format!("Broadcast: {text}"));
             if broadcast {
+                let out = Message::text(format!("Broadcast: {text}"));
                 for peer in peers.lock().unwrap().values() {
                     let _ = peer.send(out.clone());
                 }
             } else if topic {
+                let out = Message::text(format!("Broadcast: {text}"));
                 if let Some(members) = topics.lock().unwrap().get("bench") {
                     for member in members.values() {
                         let _ = member.send(out.clone());

@@ -141,7 +141,7 @@ impl Actor {
             Event::Upgrade { request, reply } => {
                 let _ = reply.send(self.upgrade(&request));
             }
-            Event::Connected(session) => self.connect(session),
+            Event::Connected(session) => self.connect(*session),
             Event::Text { id, text } => {
                 if let Some(rep) = self.sessions().receive(id) {
                     self.call("handle-text", Some(id), |e, s| e.handle_text(s, rep, &text));

@@ -34,8 +34,9 @@ pub enum Event {
         /// Where the decision goes.
         reply: oneshot::Sender<UpgradeDecision>,
     },
-    /// A client completed the WebSocket handshake.
-    Connected(NewSession),
+    /// A client completed the WebSocket handshake. Boxed: every event
+    /// moves through the queue at the size of the largest.
+    Connected(Box<NewSession>),
     /// A text message arrived.
     Text {
         /// The session.

@@ -77,7 +77,7 @@ pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
     let limits = endpoint.limits();
     let (tx, rx) = link(limits.queue_messages, limits.queue_bytes);
     let UpgradeAccept { protocol, attachment, topics, .. } = accept;
-    let connected = Event::Connected(NewSession { id, path, query, peer, protocol, tx, attachment, topics });
+    let connected = Event::Connected(Box::new(NewSession { id, path, query, peer, protocol, tx, attachment, topics }));
     let now = Instant::now();
     let mut task = SessionTask {
         ws,
