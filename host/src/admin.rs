@@ -8,7 +8,9 @@
 //!   clients first.
 //! - `GET /status`: JSON, each endpoint's plugin, route, version, contract,
 //!   state (`serving` / `backed-off`), sessions and last swap.
+//! - `GET /metrics`: the Prometheus text exposition ([`crate::metrics`]).
 
+use crate::metrics::Metrics;
 use crate::supervisor::Served;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
@@ -34,12 +36,14 @@ pub struct AdminState {
     loaded: AtomicBool,
     /// The server has started shutting down.
     stopping: AtomicBool,
+    /// What the server counts.
+    metrics: Arc<Metrics>,
 }
 
 impl AdminState {
     /// A state reporting `served`; not ready until [`set_loaded`](Self::set_loaded).
-    pub fn new(served: Arc<ArcSwap<Vec<Served>>>) -> Self {
-        Self { served, loaded: AtomicBool::new(false), stopping: AtomicBool::new(false) }
+    pub fn new(served: Arc<ArcSwap<Vec<Served>>>, metrics: Arc<Metrics>) -> Self {
+        Self { served, loaded: AtomicBool::new(false), stopping: AtomicBool::new(false), metrics }
     }
 
     /// The initial load is done.
@@ -125,7 +129,13 @@ fn answer(req: &Request<Incoming>, state: &AdminState) -> Response<Full<Bytes>> 
             resp.headers_mut().insert(hyper::header::CONTENT_TYPE, "application/json".parse().expect("valid"));
             resp
         }
-        _ => text(StatusCode::NOT_FOUND, "admin routes: /healthz /readyz /status\n"),
+        "/metrics" => {
+            let mut resp = Response::new(Full::new(Bytes::from(state.metrics.encode())));
+            let kind = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+            resp.headers_mut().insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(kind));
+            resp
+        }
+        _ => text(StatusCode::NOT_FOUND, "admin routes: /healthz /readyz /status /metrics\n"),
     }
 }
 

@@ -18,6 +18,7 @@
 
 use crate::admin::{self, AdminState};
 use crate::config::ServerConfig;
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::server;
 use crate::supervisor::watch::{self, SupervisorHandle};
@@ -104,8 +105,9 @@ impl ServerBuilder {
     /// plugins are loaded).
     pub async fn start(self) -> Result<Server, StartError> {
         let config = Arc::new(self.config);
-        let mut supervisor = Supervisor::new(self.runtime, config.clone(), self.paths, self.build);
-        let admin_state = Arc::new(AdminState::new(supervisor.served()));
+        let metrics = Arc::new(Metrics::new());
+        let mut supervisor = Supervisor::new(self.runtime, config.clone(), metrics.clone(), self.paths, self.build);
+        let admin_state = Arc::new(AdminState::new(supervisor.served(), metrics));
         let stop = CancellationToken::new();
         // The admin listener answers (503) until the very end of a stop; the
         // guard stops it if starting fails below.

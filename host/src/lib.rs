@@ -10,6 +10,7 @@
 //! # Layout
 //! Layers, each importing only those above it in this list:
 //! - [`log_limit`]: rate limits for log lines clients or plugins cause.
+//! - [`metrics`]: what the server counts, per route (Prometheus).
 //! - [`config`]: server-wide settings and their defaults.
 //! - [`manifest`]: the `plugin.toml` schema, parsing and validation.
 //! - [`session`]: the host-owned state of every session: the registry,
@@ -35,6 +36,7 @@ pub mod config;
 pub mod endpoint;
 pub mod log_limit;
 pub mod manifest;
+pub mod metrics;
 pub mod plugins;
 pub mod runtime;
 pub mod server;

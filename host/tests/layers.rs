@@ -5,8 +5,9 @@
 use std::path::Path;
 
 /// Bottom first.
-const LAYERS: [&str; 12] = [
+const LAYERS: [&str; 13] = [
     "log_limit",
+    "metrics",
     "manifest",
     "config",
     "session",

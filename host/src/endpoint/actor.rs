@@ -88,7 +88,9 @@ impl Actor {
         admission: Arc<AdmissionControl>,
         rx: EventRx,
     ) -> anyhow::Result<Self> {
-        let mut store = plugin.store(Sessions::new(plugin.name.clone(), &plugin.limits));
+        let mut sessions = Sessions::new(plugin.name.clone(), &plugin.limits);
+        sessions.set_metrics(admission.metrics.clone());
+        let mut store = plugin.store(sessions);
         let exports = plugin.start(&mut store).map_err(|e| anyhow::anyhow!("instantiation failed: {e:#}"))?;
         admission.set_upgrade_hook(plugin.has_upgrade_hook());
         Ok(Self {
@@ -332,6 +334,7 @@ impl Actor {
         };
         let store = &mut *self.instance.store;
         arm_call(store);
+        let started = Instant::now();
         // A panic in host code during the call (a bug, or a resource the
         // host could not get) must not end the endpoint's thread: like a
         // trap, it costs the instance, and the sessions stay.
@@ -339,6 +342,7 @@ impl Actor {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(exports, store))).unwrap_or_else(|panic| {
                 Err(wasmtime::format_err!("the host panicked during the call: {}", panic_message(&*panic)))
             });
+        self.admission.metrics.call(handler).observe(started.elapsed().as_secs_f64());
         if let Err(err) = outcome {
             self.trapped(handler, session, &err);
         }

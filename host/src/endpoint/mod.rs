@@ -15,6 +15,7 @@ mod recovery;
 
 use crate::config::ServerConfig;
 use crate::manifest::Limits;
+use crate::metrics::RouteMetrics;
 use crate::runtime::CompiledPlugin;
 use crate::session::{NewSession, SessionId, UpgradeDecision, UpgradeReject, UpgradeRequest};
 use bytes::Bytes;
@@ -124,6 +125,8 @@ pub struct AdmissionControl {
     /// Whether the running version has an upgrade hook: without one, the
     /// handshake does not wait for the endpoint's thread.
     upgrade_hook: AtomicBool,
+    /// The route's counters.
+    pub metrics: RouteMetrics,
 }
 
 impl AdmissionControl {
@@ -226,6 +229,11 @@ impl EndpointHandle {
         }
     }
 
+    /// The route's counters.
+    pub fn metrics(&self) -> &RouteMetrics {
+        &self.info.metrics
+    }
+
     /// Whether the plugin's upgrade hook must decide who connects.
     pub fn has_upgrade_hook(&self) -> bool {
         self.info.upgrade_hook.load(Ordering::Acquire)
@@ -263,7 +271,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// Instantiates `plugin` and starts its thread. Fails if the first
     /// instantiation fails (e.g. the component traps in its start function).
-    pub fn start(plugin: Arc<CompiledPlugin>, config: &ServerConfig) -> anyhow::Result<Self> {
+    pub fn start(plugin: Arc<CompiledPlugin>, config: &ServerConfig, metrics: RouteMetrics) -> anyhow::Result<Self> {
         let (tx, rx) = queue::channel(config.event_queue_capacity);
         let info = Arc::new(AdmissionControl {
             name: plugin.name.clone(),
@@ -271,6 +279,7 @@ impl Endpoint {
             connections: AtomicUsize::new(0),
             refusing_until: Mutex::new(None),
             upgrade_hook: AtomicBool::new(false),
+            metrics,
         });
         let actor = actor::Actor::new(plugin, info.clone(), rx)?;
         let thread = std::thread::Builder::new().name(format!("wasock-ep-{}", info.name)).spawn(move || actor.run())?;

@@ -45,6 +45,7 @@ impl Actor {
     pub(super) fn trapped(&mut self, handler: &str, session: Option<SessionId>, err: &wasmtime::Error) {
         let limits = self.plugin.limits.clone();
         let cause = cause(err, limits.call_deadline_ms, limits.memory_mib);
+        self.admission.metrics.trapped(kind(err));
         let now = Instant::now();
         let window = Duration::from_secs(limits.trap_window_secs);
         let traps = self.traps.record(now, window);
@@ -72,6 +73,7 @@ impl Actor {
     fn back_off(&mut self, backoff: Duration) {
         // Refuse first: a client told of the close must not get back in.
         let retry_at = Instant::now() + backoff;
+        self.admission.metrics.backoffs.inc();
         self.admission.refuse_until(retry_at);
         self.sessions().close_all(&close_frame(CloseCode::Error, "plugin keeps crashing"));
         self.instance.state = InstanceState::Down { retry_at };
@@ -111,6 +113,16 @@ impl Actor {
         if let Err(err) = call_restore(&mut self.instance.store, exports, None) {
             self.trapped("restore", None, &err);
         }
+    }
+}
+
+/// What a trap was, as the `cause` label of `wasock_traps_total`.
+fn kind(err: &wasmtime::Error) -> &'static str {
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => "deadline",
+        Some(_) => "trap",
+        None if err.root_cause().to_string().contains("growing memory") => "memory",
+        None => "trap",
     }
 }
 

@@ -120,6 +120,7 @@ async fn route(
     let mut response = match create_response_with_body(&req, Body::default) {
         Ok(response) => response,
         Err(err) => {
+            endpoint.metrics().refused(400);
             return plain(StatusCode::BAD_REQUEST, &format!("bad WebSocket handshake: {err}\n"));
         }
     };
@@ -129,6 +130,7 @@ async fn route(
             if let Some(held_back) = REFUSED.allow() {
                 tracing::info!(plugin = %endpoint.name(), %peer, held_back, "refused with 503: {refusal}");
             }
+            endpoint.metrics().refused(503);
             return plain(StatusCode::SERVICE_UNAVAILABLE, &format!("{refusal}\n"));
         }
     };
@@ -140,8 +142,14 @@ async fn route(
         // is not kept longer than its handshake may take.
         match tokio::time::timeout(shared.config.handshake_timeout, endpoint.upgrade(request)).await {
             Ok(UpgradeDecision::Accept(accept)) => accept,
-            Ok(UpgradeDecision::Reject(reject)) => return rejected(&reject),
-            Err(_) => return plain(StatusCode::SERVICE_UNAVAILABLE, "endpoint too busy to decide the upgrade\n"),
+            Ok(UpgradeDecision::Reject(reject)) => {
+                endpoint.metrics().upgrade_rejected(reject.status);
+                return rejected(&reject);
+            }
+            Err(_) => {
+                endpoint.metrics().refused(503);
+                return plain(StatusCode::SERVICE_UNAVAILABLE, "endpoint too busy to decide the upgrade\n");
+            }
         }
     } else {
         UpgradeAccept::default()
@@ -205,8 +213,10 @@ fn upgrade_request(req: &Request<Incoming>, path: &str, query: Option<String>, p
 fn rejected(reject: &UpgradeReject) -> Response<Body> {
     let status = StatusCode::from_u16(reject.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut resp = plain(status, &reject.body);
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     add_headers(&mut resp, &reject.headers);
+    if !resp.headers().contains_key(CONTENT_TYPE) {
+        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    }
     resp
 }
 

@@ -15,6 +15,7 @@ pub mod watch;
 use crate::config::ServerConfig;
 use crate::endpoint::{Endpoint, EndpointHandle, SwapError};
 use crate::manifest::Manifest;
+use crate::metrics::Metrics;
 use crate::plugins::{self, BuildError, DiscoverError, Source};
 use crate::runtime::{CompiledPlugin, Contract, LoadError, Runtime};
 use crate::server::Routes;
@@ -163,6 +164,8 @@ pub struct Supervisor {
     runtime: Arc<Runtime>,
     /// Settings for the endpoints it starts.
     config: Arc<ServerConfig>,
+    /// Where the endpoints it starts count.
+    metrics: Arc<Metrics>,
     /// The plugin paths it serves (absolute).
     paths: Vec<PathBuf>,
     /// Whether reloads may run build commands.
@@ -178,11 +181,18 @@ pub struct Supervisor {
 impl Supervisor {
     /// Serves the plugins under `paths` (none until the first reload).
     /// With `build`, reloads may run plugins' build commands.
-    pub fn new(runtime: Arc<Runtime>, config: Arc<ServerConfig>, paths: Vec<PathBuf>, build: bool) -> Self {
+    pub fn new(
+        runtime: Arc<Runtime>,
+        config: Arc<ServerConfig>,
+        metrics: Arc<Metrics>,
+        paths: Vec<PathBuf>,
+        build: bool,
+    ) -> Self {
         // Absolute paths, so file-change events (always absolute) can be
         // matched against plugin directories.
         let paths = paths.into_iter().map(|p| p.canonicalize().unwrap_or(p)).collect();
-        Self { runtime, config, paths, build, routes: Arc::default(), served: Arc::default(), plugins: BTreeMap::new() }
+        let (routes, served, plugins) = (Arc::default(), Arc::default(), BTreeMap::new());
+        Self { runtime, config, metrics, paths, build, routes, served, plugins }
     }
 
     /// What is served, republished after every reload (admin listener).
@@ -303,6 +313,8 @@ impl Supervisor {
         match self.plugins.remove(&dir) {
             Some(mut cur) if cur.manifest.name == manifest.name => {
                 let swapped = cur.endpoint.swap(plugin.clone()).await;
+                let outcome = if swapped.is_ok() { "ok" } else { "failed" };
+                cur.endpoint.handle().metrics().swapped(outcome);
                 let outcome = match swapped {
                     Ok(swap) => {
                         tracing::info!(
@@ -333,7 +345,7 @@ impl Supervisor {
                     report.removed.push(prev.manifest.name.clone());
                     tokio::spawn(prev.endpoint.retire());
                 }
-                let endpoint = Endpoint::start(plugin.clone(), &self.config)
+                let endpoint = Endpoint::start(plugin.clone(), &self.config, self.metrics.route(&manifest.route))
                     .map_err(|error| ReloadError::Start { name: manifest.name.clone(), error })?;
                 tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, load_ms, origin = ?plugin.origin, "serving");
                 report.added.push(manifest.name.clone());

@@ -30,6 +30,9 @@ impl Sessions {
         let result = entry.tx.try_send(msg, &mut self.wakes);
         if result == Err(QueueError::Full) {
             entry.tx.want_drain(&mut self.wakes);
+            if let Some(metrics) = &self.metrics {
+                metrics.writes_refused.inc();
+            }
         }
         match stays_full(entry, &result, &self.policy) {
             Full::Over => self.close_slow(id),
@@ -42,15 +45,17 @@ impl Sessions {
     /// Queues a message to every open session of `audience` but `except`;
     /// returns how many took it.
     pub fn fan_out(&mut self, audience: Audience<'_>, msg: &Message, except: Option<SessionId>) -> u32 {
-        let mut sent = 0;
+        let (mut sent, mut refused) = (0, 0u32);
         let (mut slow, mut first_full) = (Vec::new(), None);
         let mut deliver = |id: SessionId, entry: &mut Entry, wakes: &mut _| {
             if entry.closing || Some(id) == except {
                 return;
             }
             let result = entry.tx.try_send(msg.clone(), wakes);
-            if result.is_ok() {
-                sent += 1;
+            match result {
+                Ok(()) => sent += 1,
+                Err(QueueError::Full) => refused += 1,
+                Err(QueueError::Closed) => {}
             }
             match stays_full(entry, &result, &self.policy) {
                 Full::Over => slow.push(id),
@@ -74,6 +79,9 @@ impl Sessions {
         }
         if let Some(since) = first_full {
             self.note_full(since);
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.writes_refused.inc_by(u64::from(refused));
         }
         for id in slow {
             self.close_slow(id);

@@ -25,6 +25,7 @@ use super::close::plugin_close_frame;
 use super::link::{SessionTx, Wakes};
 use super::{NewSession, SessionId};
 use crate::manifest::{Limits, QueueFull};
+use crate::metrics::RouteMetrics;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct Sessions {
     policy: Policy,
     /// The plugin's name, for log lines.
     plugin: Arc<str>,
+    /// The route's counters (writes refused), once the endpoint set them.
+    metrics: Option<RouteMetrics>,
 }
 
 /// Why an attachment was not stored.
@@ -113,7 +116,13 @@ impl Sessions {
                 limits: limits.clone(),
             },
             plugin,
+            metrics: None,
         }
+    }
+
+    /// Counts into the route's metrics from now on (a fork keeps them).
+    pub fn set_metrics(&mut self, metrics: RouteMetrics) {
+        self.metrics = Some(metrics);
     }
 
     /// Registers a new session, with the attachment and topics its upgrade
@@ -150,6 +159,7 @@ impl Sessions {
         let mut fork = Self::new(plugin, limits);
         fork.live = self.live.clone();
         fork.topics = self.topics.clone();
+        fork.metrics = self.metrics.clone();
         fork.reset_handles();
         fork.full_deadline = fork.earliest_full_deadline();
         fork

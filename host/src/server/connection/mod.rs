@@ -12,6 +12,9 @@
 //! check), the socket (only when a read may find data, see [`super::io`]),
 //! and one timer for the heartbeat, the idle timeout and the closing
 //! deadline.
+//!
+//! - `closing`: how the server ends a session (close frames, the drain
+//!   after a bad message) and the close codes counted.
 
 use super::ServerState;
 use super::io::{ReadHint, Readable};
@@ -29,9 +32,12 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
+
+mod closing;
+
+use closing::{ABNORMAL, NO_STATUS};
 
 pub(super) type Ws = WebSocketStream<ReadHint<TokioIo<Upgraded>>>;
 
@@ -91,35 +97,25 @@ pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
         closing_deadline: None,
         credit: false,
         stall_timeout: limits.stall_timeout(),
+        close_code: None,
     };
     tracing::debug!("connected");
+    // Counted through the endpoint handle the task holds anyway: a session
+    // keeps no counters of its own (idle memory per connection).
+    task.endpoint.metrics().accepted.inc();
     if task.endpoint.send(connected).await.is_err() {
         let frame = close_frame(CloseCode::Error, "endpoint is not running");
         let _ = task.ws.close(Some(frame)).await;
         return;
     }
     shared.live.insert(id, rx.waker());
+    task.endpoint.metrics().open.inc();
     task.serve(rx, &shared).await;
+    task.endpoint.metrics().open.dec();
+    task.endpoint.metrics().closed(task.close_code.unwrap_or(ABNORMAL));
     shared.live.remove(id);
     let _ = task.endpoint.send(Event::Disconnected { id }).await;
     tracing::debug!("disconnected");
-}
-
-/// Most bytes read and discarded after closing on a bad message.
-const DRAIN_MAX: usize = 64 << 20;
-
-/// Reads and discards from `io` until the client closes its side, or
-/// [`DRAIN_MAX`] bytes (the caller bounds the time).
-async fn drain(io: &mut ReadHint<TokioIo<Upgraded>>) {
-    use tokio::io::AsyncReadExt;
-    let mut scratch = vec![0; 16 << 10];
-    let mut drained = 0;
-    while drained < DRAIN_MAX {
-        match io.read(&mut scratch).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => drained += n,
-        }
-    }
 }
 
 /// The connection task's state.
@@ -147,6 +143,8 @@ struct SessionTask {
     credit: bool,
     /// How long a write to the socket may wait (`limits.stall-timeout-ms`).
     stall_timeout: Duration,
+    /// The close code the session ends with: the first sent or received.
+    close_code: Option<u16>,
 }
 
 /// Whether the session goes on after a step.
@@ -250,11 +248,24 @@ impl SessionTask {
             self.last_message = self.last_seen;
         }
         let id = self.id;
+        if let Message::Close(frame) = &msg {
+            let code = frame.as_ref().map_or(NO_STATUS, |f| u16::from(f.code));
+            self.close_code.get_or_insert(code);
+        }
+        let metrics = self.endpoint.metrics();
         let event = match msg {
             // After a close starts, the plugin gets no more messages.
             _ if self.closing_deadline.is_some() => return Flow::Continue,
-            Message::Text(text) => Event::Text { id, text },
-            Message::Binary(data) => Event::Binary { id, data },
+            Message::Text(text) => {
+                metrics.received.inc();
+                metrics.received_bytes.inc_by(text.len() as u64);
+                Event::Text { id, text }
+            }
+            Message::Binary(data) => {
+                metrics.received.inc();
+                metrics.received_bytes.inc_by(data.len() as u64);
+                Event::Binary { id, data }
+            }
             Message::Pong(data) => Event::Pong { id, data },
             Message::Ping(_) => {
                 // tungstenite queued the pong; send it now.
@@ -269,40 +280,6 @@ impl SessionTask {
         }
     }
 
-    /// A read error: answer with the close code the RFC names, then end.
-    async fn on_error(&mut self, err: WsError, close_timeout: Duration) -> Flow {
-        let (code, reason) = match &err {
-            WsError::Capacity(CapacityError::MessageTooLong { .. }) => (CloseCode::Size, "message too big"),
-            WsError::Capacity(_) => (CloseCode::Size, "frame too big"),
-            WsError::Utf8(_) => (CloseCode::Invalid, "invalid UTF-8 in text message"),
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                tracing::debug!("client went away without a close frame");
-                return Flow::End;
-            }
-            WsError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
-            _ => {
-                tracing::debug!(error = %err, "connection lost");
-                return Flow::End;
-            }
-        };
-        if let Some(held_back) = BAD_MESSAGE.allow() {
-            let (plugin, session) = (self.endpoint.name(), self.id);
-            tracing::info!(%plugin, session, code = u16::from(code), error = %err, held_back, "closing after a bad message");
-        }
-        let frame = close_frame(code, reason);
-        let closing = async {
-            self.ws.send(Message::Close(Some(frame))).await?;
-            // RFC 6455 section 7: after the close, read (and discard) what
-            // the client is still sending until it stops. Closing a socket
-            // with unread data resets it, and a client still writing then
-            // fails its write and may never read the close frame.
-            drain(self.ws.get_mut()).await;
-            Ok::<_, WsError>(())
-        };
-        let _ = tokio::time::timeout(close_timeout, closing).await;
-        Flow::End
-    }
-
     /// Writes `first` and whatever else is queued, then flushes once. A
     /// client that takes longer than the stall timeout to accept the batch
     /// has stopped reading and is dropped.
@@ -310,15 +287,15 @@ impl SessionTask {
         if self.closing_deadline.is_some() {
             return Flow::Continue;
         }
-        let mut close = None;
+        let (mut close, mut written, mut bytes) = (None, 0, 0);
         let batch = async {
             let mut next = Some(first);
-            let mut written = 0;
             while let Some(msg) = next.take() {
                 if let Message::Close(frame) = msg {
                     close = Some(frame.unwrap_or_else(|| plugin_close_frame(None, "")));
                     break;
                 }
+                bytes += msg.len();
                 self.ws.feed(msg).await?;
                 written += 1;
                 if written < MAX_BATCH {
@@ -327,7 +304,11 @@ impl SessionTask {
             }
             self.ws.flush().await
         };
-        match tokio::time::timeout(self.stall_timeout, batch).await {
+        let outcome = tokio::time::timeout(self.stall_timeout, batch).await;
+        let metrics = self.endpoint.metrics();
+        metrics.sent.inc_by(written as u64);
+        metrics.sent_bytes.inc_by(bytes as u64);
+        match outcome {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 tracing::debug!(error = %err, "write failed");
@@ -366,15 +347,6 @@ impl SessionTask {
                 tracing::debug!(error = %err, "flush failed");
                 Flow::End
             }
-        }
-    }
-
-    /// Sends a close frame; the session then waits for the client's reply.
-    async fn start_close(&mut self, frame: CloseFrame, close_timeout: Duration) -> Flow {
-        self.closing_deadline = Some(Instant::now() + close_timeout);
-        match tokio::time::timeout(close_timeout, self.ws.send(Message::Close(Some(frame)))).await {
-            Ok(Ok(())) => Flow::Continue,
-            _ => Flow::End,
         }
     }
 
