@@ -5,7 +5,7 @@ use clap::Parser;
 
 fn main() -> std::process::ExitCode {
     let cli = wasock::cli::Cli::parse();
-    wasock::cli::init_tracing(cli.verbose);
+    wasock::cli::init_tracing(cli.verbose, cli.log_format);
     match cli.command.execute() {
         Ok(code) => code,
         Err(err) => {

@@ -84,8 +84,9 @@ impl Served {
                 .recv_timeout(wait)
                 .unwrap_or_else(|_| panic!("no `listening on` line; log so far:\n{}", log.join("\n")));
             log.push(line.clone());
-            if let Some(addr) = line.split("listening on ").nth(1) {
-                break addr.trim().to_owned();
+            // The address ends the text line; in a JSON line a quote follows.
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest.chars().take_while(|c| c.is_ascii_alphanumeric() || ".:[]".contains(*c)).collect();
             }
         };
         Self { child, lines, log, addr }

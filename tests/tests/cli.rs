@@ -105,3 +105,33 @@ async fn at_the_open_file_limit_the_server_backs_off_and_recovers() {
     let failures = log.matches("accept failed").count();
     assert!((1..=3).contains(&failures), "accept failures logged {failures} times:\n{log}");
 }
+
+/// `--log-format json`: every line is one JSON object, with the fields the
+/// text format shows (a trap's plugin, handler, session and cause; the
+/// endpoint span's plugin).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_are_one_object_per_line_with_the_same_fields() {
+    let bad = wasock_tests::compile_fixture("misbehave", "bad", "/bad", "", |_| {});
+    let served = Served::start(&bad, &["--log-format", "json", "--no-watch", "."], Duration::from_secs(120));
+    let mut c = Client::connect(&served.url("/bad")).await.unwrap();
+    c.send_text("panic").await;
+    c.send_text("after").await;
+    assert_eq!(c.recv_text().await, "restored:1");
+    let (_, log) = served.stop();
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    let trap = lines
+        .iter()
+        .find(|l| l["level"] == "ERROR" && l["handler"] == "handle-text")
+        .unwrap_or_else(|| panic!("no trap line in:\n{log}"));
+    assert_eq!(trap["plugin"], "bad", "{trap}");
+    assert_eq!(trap["cause"], "trap", "{trap}");
+    assert!(trap["session"].as_u64().is_some_and(|id| id > 0), "{trap}");
+    assert!(trap["message"].as_str().unwrap().contains("discarding the instance"), "{trap}");
+    let in_span = lines
+        .iter()
+        .find(|l| l["message"] == "fresh plugin instance started")
+        .unwrap_or_else(|| panic!("no restart line in:\n{log}"));
+    assert_eq!(in_span["spans"][0]["name"], "endpoint", "{in_span}");
+    assert_eq!(in_span["spans"][0]["plugin"], "bad", "{in_span}");
+}

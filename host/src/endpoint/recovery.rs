@@ -55,14 +55,14 @@ impl Actor {
         if traps >= limits.max_traps as usize {
             let backoff = Duration::from_secs(limits.backoff_secs);
             tracing::error!(
-                parent: None, plugin = %plugin, handler, session, error,
+                parent: None, plugin = %plugin, handler, session, cause = kind(err), error,
                 "plugin {cause}; {traps} traps within {window:?}: closing its sessions with 1011 and refusing connections for {backoff:?}"
             );
             self.traps.clear();
             self.back_off(backoff);
         } else {
             tracing::error!(
-                parent: None, plugin = %plugin, handler, session, error,
+                parent: None, plugin = %plugin, handler, session, cause = kind(err), error,
                 "plugin {cause}; discarding the instance and starting a fresh one"
             );
             self.restart();
