@@ -33,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 /// Why a server did not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The TLS certificate or key cannot be used.
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::server::tls::TlsError),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -61,6 +64,8 @@ pub struct ServerBuilder {
     watch: bool,
     /// Where to listen.
     listen: SocketAddr,
+    /// The certificate and key, to serve `wss://`.
+    tls: Option<crate::server::tls::TlsFiles>,
     /// Where the admin listener listens, if anywhere.
     admin: Option<SocketAddr>,
 }
@@ -93,6 +98,13 @@ impl ServerBuilder {
         self
     }
 
+    /// Serves `wss://` with this certificate chain and key (PEM), re-read
+    /// on SIGHUP.
+    pub fn tls(mut self, files: Option<crate::server::tls::TlsFiles>) -> Self {
+        self.tls = files;
+        self
+    }
+
     /// The address to listen on (default `127.0.0.1:8080`; port 0 picks one).
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
@@ -105,6 +117,7 @@ impl ServerBuilder {
     /// plugins are loaded).
     pub async fn start(self) -> Result<Server, StartError> {
         let config = Arc::new(self.config);
+        let tls = self.tls.map(crate::server::tls::Tls::load).transpose()?.map(Arc::new);
         let metrics = Arc::new(Metrics::new());
         let mut supervisor = Supervisor::new(self.runtime, config.clone(), metrics.clone(), self.paths, self.build);
         let admin_state = Arc::new(AdminState::new(supervisor.served(), metrics));
@@ -129,7 +142,8 @@ impl ServerBuilder {
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: self.listen, source })?;
         let routes = supervisor.routes();
         let supervisor = watch::spawn(supervisor, self.watch).map_err(StartError::Watch)?;
-        let task = tokio::spawn(server::run(listener, routes.clone(), config.clone(), stop.clone().cancelled_owned()));
+        let task =
+            tokio::spawn(server::run(listener, routes.clone(), config.clone(), tls, stop.clone().cancelled_owned()));
         Ok(Server {
             addr,
             admin_addr,
@@ -180,6 +194,7 @@ impl Server {
             build: false,
             watch: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
             admin: None,
         }
     }

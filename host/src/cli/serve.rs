@@ -18,9 +18,16 @@ pub struct Serve {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
-    /// Serve /healthz, /readyz and /status on this address (off unless given).
+    /// Serve /healthz, /readyz, /status and /metrics on this address (off
+    /// unless given).
     #[arg(long, value_name = "ADDR")]
     admin: Option<SocketAddr>,
+    /// Serve wss:// with this certificate chain (PEM); re-read on SIGHUP.
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM).
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Seconds a stopping server reports not-ready (/readyz 503) while still
     /// serving, before it closes sessions.
     #[arg(long, default_value_t = 0)]
@@ -84,6 +91,7 @@ impl Serve {
                 .watch(!self.no_watch)
                 .listen(self.listen)
                 .admin(self.admin)
+                .tls(self.tls_cert.zip(self.tls_key).map(|(cert, key)| crate::server::tls::TlsFiles { cert, key }))
                 .start()
                 .await?;
             let addr = server.local_addr();

@@ -29,7 +29,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
@@ -64,13 +63,15 @@ impl ConnectionPermit {
 ///
 /// A connection `over_cap` (its address holds `max-connections-per-ip`
 /// already) gets 429 to every request, and is closed after it.
-pub(super) async fn serve(
-    stream: TcpStream,
+pub(super) async fn serve<S>(
+    stream: S,
     peer: SocketAddr,
     shared: Arc<ServerState>,
     permit: ConnectionPermit,
     over_cap: bool,
-) {
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let service = {
         let shared = shared.clone();
         service_fn(move |req| {

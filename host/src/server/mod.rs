@@ -5,6 +5,7 @@
 //!   the WebSocket upgrade (404, 426, 400 otherwise).
 //! - [`connection`]: one task per WebSocket session, reading, writing,
 //!   heartbeats and the closing handshake.
+//! - [`tls`]: `wss://`, the certificate re-read on SIGHUP.
 //!
 //! [`run`] takes a bound listener, the routing table and a shutdown future.
 //! The table is shared: whoever manages the endpoints (the supervisor) swaps
@@ -18,6 +19,7 @@ mod http;
 mod io;
 mod live;
 mod peers;
+pub mod tls;
 
 use crate::config::ServerConfig;
 use crate::endpoint::EndpointHandle;
@@ -53,6 +55,8 @@ struct ServerState {
     tasks: TaskTracker,
     /// Connections per client address, if they are capped.
     peers: Option<Arc<peers::PeerCounts>>,
+    /// TLS, if serving `wss://`.
+    tls: Option<Arc<tls::Tls>>,
 }
 
 /// How long the accept loop waits after a failed accept (out of file
@@ -85,9 +89,12 @@ pub async fn run(
     listener: TcpListener,
     routes: Arc<ArcSwap<Routes>>,
     config: Arc<ServerConfig>,
+    tls: Option<Arc<tls::Tls>>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let reloader = tls.clone().map(|tls| tokio::spawn(tls.reload_on_hangup()));
     let shared = Arc::new(ServerState {
+        tls,
         routes,
         peers: config.max_connections_per_ip.map(peers::PeerCounts::new),
         config,
@@ -114,7 +121,7 @@ pub async fn run(
                     let peer_permit = shared.peers.as_ref().map(|p| p.admit(peer.ip()));
                     let over_cap = matches!(peer_permit, Some(None));
                     let permit = http::ConnectionPermit::new(permit, peer_permit.flatten());
-                    shared.tasks.spawn(http::serve(stream, peer, shared.clone(), permit, over_cap));
+                    shared.tasks.spawn(accept(stream, peer, shared.clone(), permit, over_cap));
                 }
                 Err(err) => {
                     // Out of file descriptors (EMFILE) and the like: the
@@ -138,5 +145,28 @@ pub async fn run(
         tracing::warn!(left = shared.tasks.len(), "connections still open after {timeout:?}; ending their sessions");
     }
     shared.routes.store(Arc::default());
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     tracing::info!("connections closed");
+}
+
+/// Serves one accepted socket: over TLS first if the server has it (a
+/// client that does not finish the TLS handshake within the handshake
+/// timeout is cut off).
+async fn accept(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    shared: Arc<ServerState>,
+    permit: http::ConnectionPermit,
+    over_cap: bool,
+) {
+    let Some(tls) = &shared.tls else {
+        return http::serve(stream, peer, shared, permit, over_cap).await;
+    };
+    match tokio::time::timeout(shared.config.handshake_timeout, tls.acceptor().accept(stream)).await {
+        Ok(Ok(stream)) => http::serve(stream, peer, shared, permit, over_cap).await,
+        Ok(Err(err)) => tracing::debug!(%peer, error = %err, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    }
 }
