@@ -104,7 +104,7 @@ impl Serve {
                 tracing::info!(plugin = %plugin, "serving ws://{addr}{route}");
             }
             if let Some(admin) = server.admin_addr() {
-                tracing::info!("admin endpoints on http://{admin} (/healthz /readyz /status)");
+                tracing::info!("admin endpoints on http://{admin} (/healthz /readyz /status /metrics)");
             }
             tracing::info!("listening on {addr}");
             server.run_until(shutdown_signal()).await;
