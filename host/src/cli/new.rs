@@ -30,15 +30,17 @@ pub struct New {
     /// The plugin's language.
     #[arg(long, value_enum)]
     lang: Lang,
-    /// The guest SDK for Rust plugins [default: the one in this source tree].
-    #[arg(long, value_name = "DIR")]
+    /// The guest SDK for Rust plugins, by path [default: the one in the
+    /// source tree wasock was built from, if it is still there; else the
+    /// `wasock-guest` release from crates.io].
+    #[arg(long = "sdk-path", alias = "sdk", value_name = "DIR")]
     sdk: Option<PathBuf>,
     /// The directory to create; its last component names the plugin and its
     /// route (lowercase letters, digits and `-`, starting with a letter).
     path: PathBuf,
 }
 
-const WIT: &str = include_str!("../../../wit/wasock.wit");
+const WIT: &str = include_str!("../../wit/wasock.wit");
 
 /// (file, template) for each language.
 fn files(lang: Lang) -> &'static [(&'static str, &'static str)] {
@@ -54,17 +56,17 @@ fn files(lang: Lang) -> &'static [(&'static str, &'static str)] {
             ("package.json", include_str!("../../templates/js/package.json")),
             ("app.js", include_str!("../../templates/js/app.js")),
             ("build.sh", include_str!("../../templates/js/build.sh")),
-            ("wasock.js", include_str!("../../../guest-sdk/js/wasock.js")),
+            ("wasock.js", include_str!("../../templates/js/wasock.js")),
             ("wit/wasock.wit", WIT),
-            ("wit/js.wit", include_str!("../../../guest-sdk/js/wit/js.wit")),
-            ("wit/deps/cli/environment.wit", include_str!("../../../guest-sdk/js/wit/deps/cli/environment.wit")),
+            ("wit/js.wit", include_str!("../../templates/js/wit/js.wit")),
+            ("wit/deps/cli/environment.wit", include_str!("../../templates/js/wit/deps/cli/environment.wit")),
             (".gitignore", include_str!("../../templates/js/gitignore")),
         ],
         Lang::Python => &[
             ("plugin.toml", include_str!("../../templates/python/plugin.toml")),
             ("app.py", include_str!("../../templates/python/app.py")),
             ("build.sh", include_str!("../../templates/python/build.sh")),
-            ("wasock.py", include_str!("../../../guest-sdk/python/wasock.py")),
+            ("wasock.py", include_str!("../../templates/python/wasock.py")),
             ("wit/wasock.wit", WIT),
             (".gitignore", include_str!("../../templates/python/gitignore")),
         ],
@@ -113,12 +115,20 @@ fn plugin_name(path: &Path) -> anyhow::Result<String> {
     Ok(name.to_owned())
 }
 
-/// The guest SDK's absolute path, as a TOML string's contents.
+/// The `wasock-guest` dependency, as a TOML value: the SDK at `given`, or
+/// the one in the source tree this binary was built from (a checkout), or
+/// else the crates.io release matching this binary's version.
 fn rust_sdk(given: Option<PathBuf>) -> anyhow::Result<String> {
-    let sdk = given.unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk"));
-    let sdk = sdk.canonicalize().with_context(|| format!("no guest SDK at {} (pass --sdk DIR)", sdk.display()))?;
+    let checkout = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk");
+    let sdk = match given {
+        Some(dir) => dir,
+        None if checkout.join("Cargo.toml").is_file() => checkout,
+        None => return Ok(format!("\"{}\"", env!("CARGO_PKG_VERSION"))),
+    };
+    let sdk = sdk.canonicalize().with_context(|| format!("no guest SDK at {} (pass --sdk-path DIR)", sdk.display()))?;
     if !sdk.join("Cargo.toml").is_file() {
-        bail!("{} is not the wasock-guest crate (pass --sdk DIR)", sdk.display());
+        bail!("{} is not the wasock-guest crate (pass --sdk-path DIR)", sdk.display());
     }
-    Ok(sdk.to_string_lossy().replace('\\', "\\\\").replace('"', "\\\""))
+    let path = sdk.to_string_lossy().replace('\\', "\\\\").replace('"', "\\\"");
+    Ok(format!("{{ path = \"{path}\" }}"))
 }

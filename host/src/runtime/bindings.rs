@@ -10,7 +10,7 @@
 pub mod v2 {
     wasmtime::component::bindgen!({
         world: "plugin",
-        path: "../wit",
+        path: "wit",
         with: {
             "wasock:plugin/types.session": crate::runtime::host::SessionResource,
         },
@@ -22,7 +22,7 @@ pub mod v2 {
 pub mod v1 {
     wasmtime::component::bindgen!({
         world: "stateful-plugin",
-        path: "../wit/v0.1",
+        path: "wit/v0.1",
         with: {
             "wasock:plugin/types.session": crate::runtime::host::SessionV1,
         },
