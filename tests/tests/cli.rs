@@ -135,3 +135,40 @@ async fn json_logs_are_one_object_per_line_with_the_same_fields() {
     assert_eq!(in_span["spans"][0]["name"], "endpoint", "{in_span}");
     assert_eq!(in_span["spans"][0]["plugin"], "bad", "{in_span}");
 }
+
+/// `wasock serve` without paths reads `./wasock.toml`: its plugins, admin
+/// listener and limits apply, and a flag given on the command line wins
+/// (the harness passes `--listen 127.0.0.1:0` over the file's port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reads_wasock_toml_and_flags_override_it() {
+    let dir = wasock_tests::tempdir();
+    let config = format!(
+        "config-version = 1\nlisten = \"127.0.0.1:1\"\nadmin = \"127.0.0.1:0\"\nplugins = [{:?}]\nwatch = false\n\n[limits]\nmax-connections-per-ip = 1\n",
+        plugins_dir().join("echo")
+    );
+    std::fs::write(dir.join("wasock.toml"), config).unwrap();
+    let mut served = Served::start(&dir, &[], Duration::from_secs(120));
+    let mut c = Client::connect(&served.url("/echo")).await.unwrap();
+    assert_eq!(c.recv_text().await, "Welcome to the chat room!");
+    // The file's per-address cap: a second connection from 127.0.0.1 gets 429.
+    let Err(err) = Client::connect(&served.url("/echo")).await else {
+        panic!("a second connection got past the file's cap of 1");
+    };
+    assert!(err.to_string().contains("429"), "{err:#}");
+    let admin = served.admin_addr();
+    let (status, _) = wasock_tests::http_get(admin.parse().unwrap(), "/healthz").await;
+    assert_eq!(status, 200);
+    served.stop();
+}
+
+#[test]
+fn a_bad_config_file_is_an_error_naming_the_file_the_line_and_the_field() {
+    let dir = wasock_tests::tempdir();
+    let file = dir.join("bad.toml");
+    std::fs::write(&file, "config-version = 1\n[limits]\nidle-timeout-secs = \"ten\"\n").unwrap();
+    let out = Command::new(wasock_tests::cli::binary()).args(["serve", "--config"]).arg(&file).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    let want = format!("{}: line 3, column 21: field `idle-timeout-secs`: invalid type", file.display());
+    assert!(stderr.contains(&want), "{stderr}");
+}

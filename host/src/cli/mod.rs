@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the plugins found under PATH... over WebSocket.
-    Serve(serve::Serve),
+    Serve(Box<serve::Serve>),
     /// Run each plugin's build command.
     Build(build::Build),
     /// Validate each plugin's manifest and component, and list its imports.
@@ -44,7 +44,7 @@ impl Command {
     /// Runs the subcommand.
     pub fn execute(self) -> anyhow::Result<ExitCode> {
         match self {
-            Command::Serve(cmd) => cmd.execute(),
+            Command::Serve(cmd) => (*cmd).execute(),
             Command::Build(cmd) => cmd.execute(),
             Command::Check(cmd) => cmd.execute(),
             Command::New(cmd) => cmd.execute(),

@@ -228,15 +228,27 @@ fn validate_route(route: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The parser's error as one line: `line L, column C: message`.
-fn parse_message(text: &str, err: &toml::de::Error) -> String {
+/// The parser's error as one line: `line L, column C: message`, with the
+/// key of that line (`field `x``) when the message does not name it.
+pub(crate) fn parse_message(text: &str, err: &toml::de::Error) -> String {
     let message = err.message().trim_end().to_owned();
     match err.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
             let line = before.matches('\n').count() + 1;
-            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-            format!("line {line}, column {column}: {message}")
+            let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+            let column = before.len() - line_start + 1;
+            let key = text[line_start..]
+                .lines()
+                .next()
+                .and_then(|l| l.split_once('='))
+                .map(|(key, _)| key.trim())
+                .filter(|key| !key.is_empty() && !key.starts_with('[') && !message.contains(&format!("`{key}`")))
+                .filter(|_| !message.starts_with("missing field"));
+            match key {
+                Some(key) => format!("line {line}, column {column}: field `{key}`: {message}"),
+                None => format!("line {line}, column {column}: {message}"),
+            }
         }
         None => message,
     }

@@ -4,6 +4,10 @@
 //! `serve` command exposes the ones an operator tunes most often as flags.
 //! Per-plugin limits (memory, deadline, message size, queues) live in each
 //! plugin's manifest: [`crate::manifest::Limits`].
+//!
+//! - [`file`]: `wasock.toml`, the same settings in a file.
+
+pub mod file;
 
 use std::time::Duration;
 
