@@ -11,21 +11,24 @@
 //! Layers, each importing only those above it in this list:
 //! - [`log_limit`]: rate limits for log lines clients or plugins cause.
 //! - [`metrics`]: what the server counts, per route (Prometheus).
-//! - [`config`]: server-wide settings and their defaults.
 //! - [`manifest`]: the `plugin.toml` schema, parsing and validation.
+//! - [`config`]: server-wide settings and their defaults; `wasock.toml`.
 //! - [`session`]: the host-owned state of every session: the registry,
 //!   outbound queues, read credits, close frames.
-//! - [`runtime`]: the wasmtime side: engine, bindings, host functions over
-//!   the session registry, the compiled plugin, plugin stdout/stderr.
+//! - [`runtime`]: the wasmtime side: engine, bindings of both contracts
+//!   (0.2, and the frozen 0.1), host functions over the session registry,
+//!   the compiled plugin, plugin stdout/stderr.
 //! - [`plugins`]: plugins on disk: discovery, build commands, reading and
 //!   compiling components (the one way `serve`, `check` and tests load).
 //! - [`endpoint`]: one plugin instance as an actor: its event queue, its
 //!   event loop, trap recovery.
-//! - [`server`]: the network side: accept loop, HTTP upgrade, one task per
-//!   WebSocket connection, graceful shutdown.
+//! - [`server`]: the network side: accept loop, TLS, HTTP upgrade (and the
+//!   plugin's upgrade hook), one task per WebSocket connection, graceful
+//!   shutdown.
 //! - [`supervisor`]: keeps the served plugins in line with the disk: adds,
 //!   hot-swaps (without dropping clients), moves and removes endpoints.
-//! - [`admin`]: the admin listener (`/healthz`, `/readyz`, `/status`).
+//! - [`admin`]: the admin listener (`/healthz`, `/readyz`, `/status`,
+//!   `/metrics`).
 //! - [`app`]: one way to assemble and run a server ([`Server`]).
 //! - [`cli`]: the `wasock` subcommands (`serve`, `build`, `check`, `new`).
 
