@@ -74,7 +74,7 @@ pub const HANDLERS: [&str; 10] = [
 ];
 
 /// Every family, shared by the registry and the endpoints.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Families {
     open: Family<Route, Gauge>,
     accepted: Family<Route, Counter>,
@@ -89,7 +89,7 @@ struct Families {
     traps: Family<RouteCause, Counter>,
     backoffs: Family<Route, Counter>,
     swaps: Family<RouteOutcome, Counter>,
-    calls: Option<HistogramFamily<RouteHandler>>,
+    calls: HistogramFamily<RouteHandler>,
 }
 
 /// The server's metrics.
@@ -109,8 +109,20 @@ impl Metrics {
     /// Every family registered, all empty.
     pub fn new() -> Self {
         let families = Families {
-            calls: Some(Family::new_with_constructor(call_histogram as fn() -> Histogram)),
-            ..Families::default()
+            open: Family::default(),
+            accepted: Family::default(),
+            refused: Family::default(),
+            upgrades_rejected: Family::default(),
+            received: Family::default(),
+            received_bytes: Family::default(),
+            sent: Family::default(),
+            sent_bytes: Family::default(),
+            writes_refused: Family::default(),
+            closes: Family::default(),
+            traps: Family::default(),
+            backoffs: Family::default(),
+            swaps: Family::default(),
+            calls: Family::new_with_constructor(call_histogram),
         };
         let mut registry = Registry::with_prefix("wasock");
         let f = &families;
@@ -136,9 +148,7 @@ impl Metrics {
         registry.register("traps", "Plugin instances lost, by cause (trap, deadline, memory)", f.traps.clone());
         registry.register("backoffs", "Times an endpoint backed off after repeated traps", f.backoffs.clone());
         registry.register("swaps", "New versions put in service, by outcome (ok, failed)", f.swaps.clone());
-        if let Some(calls) = &f.calls {
-            registry.register_with_unit("handler_call", "Plugin handler calls", Unit::Seconds, calls.clone());
-        }
+        registry.register_with_unit("handler_call", "Plugin handler calls", Unit::Seconds, f.calls.clone());
         Self { registry, families: Arc::new(families) }
     }
 
@@ -148,7 +158,7 @@ impl Metrics {
         let label = Route { route: route.to_owned() };
         let calls = HANDLERS.map(|handler| {
             let labels = RouteHandler { route: route.to_owned(), handler };
-            f.calls.as_ref().map_or_else(call_histogram, |c| c.get_or_create_owned(&labels))
+            f.calls.get_or_create_owned(&labels)
         });
         RouteMetrics {
             route: route.into(),
@@ -197,13 +207,6 @@ pub struct RouteMetrics {
     pub backoffs: Counter,
     /// Call durations, by handler ([`HANDLERS`] order).
     calls: Arc<[Histogram; HANDLERS.len()]>,
-}
-
-impl Default for RouteMetrics {
-    /// Counters registered nowhere (a registry of their own).
-    fn default() -> Self {
-        Metrics::new().route("")
-    }
 }
 
 impl RouteMetrics {
