@@ -216,7 +216,8 @@ impl Server {
 
     /// Every route served now, with its plugin's name, sorted by route.
     pub fn routes(&self) -> Vec<(String, Arc<str>)> {
-        let mut routes: Vec<_> = self.routes.load().iter().map(|(r, e)| (r.clone(), e.name().clone())).collect();
+        let mut routes: Vec<_> =
+            self.routes.load().iter().map(|(r, e)| (r.clone(), e.endpoint.name().clone())).collect();
         routes.sort();
         routes
     }

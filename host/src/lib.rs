@@ -23,8 +23,8 @@
 //! - [`endpoint`]: one plugin instance as an actor: its event queue, its
 //!   event loop, trap recovery.
 //! - [`server`]: the network side: accept loop, TLS, HTTP upgrade (and the
-//!   plugin's upgrade hook), one task per WebSocket connection, graceful
-//!   shutdown.
+//!   plugin's upgrade hook), plugins' static files, one task per WebSocket
+//!   connection, graceful shutdown.
 //! - [`supervisor`]: keeps the served plugins in line with the disk: adds,
 //!   hot-swaps (without dropping clients), moves and removes endpoints.
 //! - [`admin`]: the admin listener (`/healthz`, `/readyz`, `/status`,

@@ -59,7 +59,7 @@ fn check_env_name(name: &str) -> Result<(), String> {
 
 /// A directory that must stay inside the plugin directory, even through
 /// symlinks.
-fn resolve_dir(dir: &Path, rel: &Path) -> Result<(PathBuf, String), String> {
+pub(super) fn resolve_dir(dir: &Path, rel: &Path) -> Result<(PathBuf, String), String> {
     let shown = rel.display();
     if rel.is_absolute() || rel.components().any(|c| matches!(c, Component::ParentDir)) {
         return Err(format!("`{shown}` escapes the plugin directory (use a path inside it)"));

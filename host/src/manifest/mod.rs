@@ -18,15 +18,21 @@
 //!
 //! [grants]              # optional; nothing is granted by default
 //! env = { GREETING = "hello" }
-//! read-dirs = ["static"]
+//! read-dirs = ["data"]
+//!
+//! [static]              # optional; files served on plain HTTP GET
+//! dir = "public"
 //! ```
 //!
 //! - [`limits`]: the `[limits]` table.
 //! - [`grants`]: the `[grants]` table.
+//! - [`files`]: the `[static]` table.
 
+mod files;
 mod grants;
 mod limits;
 
+pub use files::{DEFAULT_MAX_FILE_BYTES, StaticFiles};
 pub use grants::Grants;
 pub use limits::{Limits, QueueFull};
 
@@ -114,6 +120,9 @@ struct ManifestV1 {
     /// Capabilities granted to the plugin; none by default.
     #[serde(default)]
     grants: grants::GrantsV1,
+    /// Files served on plain HTTP GET under the route; none by default.
+    #[serde(default, rename = "static")]
+    static_files: Option<files::StaticV1>,
 }
 
 /// The `[build]` table.
@@ -147,6 +156,8 @@ pub struct Manifest {
     pub limits: Limits,
     /// What the plugin may access.
     pub grants: Grants,
+    /// The static files served under the route, if any.
+    pub static_files: Option<StaticFiles>,
 }
 
 /// How to build a plugin.
@@ -191,6 +202,8 @@ impl Manifest {
         }
         raw.limits.validate().map_err(|(field, reason)| invalid(field, reason))?;
         let grants = raw.grants.resolve(dir).map_err(|(field, reason)| invalid(field, &reason))?;
+        let static_files =
+            raw.static_files.map(|s| s.resolve(dir)).transpose().map_err(|(field, reason)| invalid(field, &reason))?;
         let build = match raw.build {
             Some(b) if b.command.trim().is_empty() => {
                 return Err(invalid("build.command", "must not be empty"));
@@ -207,6 +220,7 @@ impl Manifest {
             build,
             limits: raw.limits,
             grants,
+            static_files,
         })
     }
 }

@@ -1,9 +1,12 @@
 //! The HTTP side of each accepted socket: hyper serves HTTP/1, this module
-//! routes by exact path and hands WebSocket upgrades to [`super::connection`].
+//! routes by path and hands WebSocket upgrades to [`super::connection`] and
+//! plain requests for a plugin's static files to [`super::files`].
 //!
 //! A known route with a valid upgrade answers 101; a known route without an
-//! upgrade answers 426 (Upgrade Required); a bad upgrade (wrong version, no
-//! key) answers 400; an endpoint at its connection cap or backing off after
+//! upgrade serves its static files (its `index.html`) if the plugin has
+//! some, else answers 426 (Upgrade Required); a path below a route with
+//! static files is one of them; a bad upgrade (wrong version, no key)
+//! answers 400; an endpoint at its connection cap or backing off after
 //! crashes answers 503; anything else 404. tungstenite validates the
 //! handshake headers and computes the accept key. A client that does not
 //! finish its request within the handshake timeout is cut off.
@@ -15,11 +18,11 @@
 
 use super::io::ReadHint;
 use super::peers::PeerPermit;
-use super::{ServerState, connection};
+use super::{Route, ServerState, connection, files};
 use crate::log_limit::LogLimit;
 use crate::session::{Header, UpgradeAccept, UpgradeDecision, UpgradeReject, UpgradeRequest};
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use hyper::server::conn::http1;
@@ -34,7 +37,13 @@ use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
-type Body = Full<Bytes>;
+/// A response body: whole (answers, handshakes) or streamed (files).
+pub(super) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+/// `bytes` as a whole body.
+pub(super) fn full(bytes: Bytes) -> Body {
+    Full::new(bytes).map_err(|never| match never {}).boxed_unsync()
+}
 
 /// Upgrades refused with 503 are logged at most once a second.
 static REFUSED: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
@@ -107,12 +116,20 @@ async fn route(
     permit: ConnectionPermit,
 ) -> Response<Body> {
     let path = req.uri().path();
-    let Some(endpoint) = shared.routes.load().get(path).cloned() else {
-        return plain(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path\n");
+    let routes = shared.routes.load();
+    let Some(Route { endpoint, files }) = routes.get(path).cloned() else {
+        return match below_static_route(&routes, path) {
+            Some((files, rest)) => files::serve(req.method(), req.headers(), path, rest, files).await,
+            None => plain(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path\n"),
+        };
     };
+    drop(routes);
     let wants_websocket =
         req.headers().get(UPGRADE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     if !wants_websocket {
+        if let Some(files) = files {
+            return files::serve(req.method(), req.headers(), path, "", files).await;
+        }
         let mut resp =
             plain(StatusCode::UPGRADE_REQUIRED, "this endpoint speaks WebSocket: connect with a WebSocket client\n");
         resp.headers_mut().insert(UPGRADE, HeaderValue::from_static("websocket"));
@@ -182,6 +199,23 @@ async fn route(
     response
 }
 
+/// The route with static files that `path` lies below (the longest such
+/// prefix ending at a `/`), and the rest of the path.
+fn below_static_route<'a>(
+    routes: &super::Routes,
+    path: &'a str,
+) -> Option<(Arc<crate::manifest::StaticFiles>, &'a str)> {
+    let mut end = path.len();
+    while let Some(slash) = path[..end].rfind('/') {
+        let prefix = if slash == 0 { "/" } else { &path[..slash] };
+        if let Some(files) = routes.get(prefix).and_then(|r| r.files.clone()) {
+            return Some((files, &path[slash..]));
+        }
+        end = slash;
+    }
+    None
+}
+
 fn ws_config(config: &crate::ServerConfig, max_message: usize) -> WebSocketConfig {
     WebSocketConfig::default()
         .read_buffer_size(config.read_buffer_size)
@@ -241,8 +275,9 @@ fn too_many(peer: SocketAddr) -> Response<Body> {
     resp
 }
 
-fn plain(status: StatusCode, body: &str) -> Response<Body> {
-    let mut resp = Response::new(Body::new(Bytes::copy_from_slice(body.as_bytes())));
+/// A short text answer.
+pub(super) fn plain(status: StatusCode, body: &str) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::copy_from_slice(body.as_bytes())));
     *resp.status_mut() = status;
     resp
 }

@@ -5,6 +5,7 @@
 //!   the WebSocket upgrade (404, 426, 400 otherwise).
 //! - [`connection`]: one task per WebSocket session, reading, writing,
 //!   heartbeats and the closing handshake.
+//! - [`files`]: a plugin's static files on plain GET under its route.
 //! - [`tls`]: `wss://`, the certificate re-read on SIGHUP.
 //!
 //! [`run`] takes a bound listener, the routing table and a shutdown future.
@@ -15,6 +16,7 @@
 //! (each calls `on-disconnected` for any session still registered).
 
 mod connection;
+mod files;
 mod http;
 mod io;
 mod live;
@@ -24,6 +26,7 @@ pub mod tls;
 use crate::config::ServerConfig;
 use crate::endpoint::EndpointHandle;
 use crate::log_limit::LogLimit;
+use crate::manifest::StaticFiles;
 use crate::session::SessionId;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -37,8 +40,19 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Route -> endpoint. Swapped whole, so a request sees one consistent table.
-pub type Routes = HashMap<String, EndpointHandle>;
+/// Route -> what it serves. Swapped whole, so a request sees one
+/// consistent table.
+pub type Routes = HashMap<String, Route>;
+
+/// What one route serves.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The WebSocket endpoint.
+    pub endpoint: EndpointHandle,
+    /// The plugin's static files, served on plain GET at and below the
+    /// route; `None` leaves plain GETs at the route a 426.
+    pub files: Option<Arc<StaticFiles>>,
+}
 
 /// What every connection task shares.
 struct ServerState {

@@ -18,7 +18,7 @@ use crate::manifest::Manifest;
 use crate::metrics::Metrics;
 use crate::plugins::{self, BuildError, DiscoverError, Source};
 use crate::runtime::{CompiledPlugin, Contract, LoadError, Runtime};
-use crate::server::Routes;
+use crate::server::{Route, Routes};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -365,7 +365,14 @@ impl Supervisor {
     }
 
     fn publish_routes(&self) {
-        let routes: Routes = self.plugins.values().map(|m| (m.manifest.route.clone(), m.endpoint.handle())).collect();
+        let routes: Routes = self
+            .plugins
+            .values()
+            .map(|m| {
+                let files = m.manifest.static_files.clone().map(Arc::new);
+                (m.manifest.route.clone(), Route { endpoint: m.endpoint.handle(), files })
+            })
+            .collect();
         self.routes.store(Arc::new(routes));
         let served = self.plugins.values().map(|m| Served {
             name: m.manifest.name.clone(),
