@@ -2,7 +2,8 @@
 // playwright-core: two people join, each sees the other's messages, one
 // reloads and rejoins, the plugin is hot-swapped mid-conversation (the Rust
 // test does it when this script prints SWAP and answers "swapped" on stdin)
-// and both keep chatting on the connections they had.
+// and both keep chatting on the connections they had, which Chromium
+// negotiated permessage-deflate on.
 //
 //   node chat-page.mjs http://127.0.0.1:PORT/chat OUTPUT_DIR
 //
@@ -57,8 +58,10 @@ try {
     if (opens !== 1) throw new Error(`${who} connected ${opens} times: the swap dropped the connection`);
     const status = await page.textContent("#status");
     if (status !== "online") throw new Error(`${who} is ${status}`);
+    const extensions = await page.evaluate(() => window.wasockChat.extensions);
+    if (!extensions.startsWith("permessage-deflate")) throw new Error(`${who} negotiated ${JSON.stringify(extensions)}`);
   }
-  step("both kept chatting across the swap on the connections they had");
+  step("both kept chatting across the swap on the connections they had, compressed");
 
   await alice.screenshot({ path: join(outDir, "chat-alice.png") });
   await bob.screenshot({ path: join(outDir, "chat-bob.png") });

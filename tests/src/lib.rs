@@ -13,9 +13,11 @@
 //! - [`swap`]: helpers that change plugins on disk the way a deploy would.
 //! - [`cli`]: the real `wasock` binary as a child process.
 //! - [`http`]: a plain HTTP/1.1 client (static files, admin).
+//! - [`raw`]: a frame-level WebSocket client (extension offers, deflate).
 
 pub mod cli;
 pub mod http;
+pub mod raw;
 mod swap;
 
 pub use swap::{bundled_wasm, rehash, replace_file, swap_plugin_dir, wasm_bytes};

@@ -27,7 +27,8 @@ async fn browser_websocket_api_sees_the_seed_behaviour() {
 /// plugins/chat's page in a real Chromium (playwright-core, installed by
 /// `.ci/setup`; the browser is Debian's): two people join, see each other,
 /// one reloads and rejoins, the plugin is hot-swapped mid-conversation and
-/// both keep chatting on the connections they had. Screenshots of both
+/// both keep chatting on the connections they had (compressed: Chromium
+/// offers permessage-deflate and the page checks it was agreed). Screenshots of both
 /// pages are left in `target/tmp/browser/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_chat_page_works_in_chromium_across_a_hot_swap() {
@@ -36,7 +37,8 @@ async fn the_chat_page_works_in_chromium_across_a_hot_swap() {
 
     let parent = wasock_tests::tempdir();
     let component = bundled_wasm("chat");
-    let dir = swap_plugin_dir(&parent, "chat", "/chat", &component, "[static]\ndir = \"public\"\n");
+    let manifest = "[static]\ndir = \"public\"\n\n[deflate]\n";
+    let dir = swap_plugin_dir(&parent, "chat", "/chat", &component, manifest);
     std::fs::create_dir_all(dir.join("public")).unwrap();
     let page = wasock_tests::plugins_dir().join("chat/public/index.html");
     std::fs::copy(page, dir.join("public/index.html")).unwrap();

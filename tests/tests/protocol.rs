@@ -172,3 +172,26 @@ async fn replies_keep_order_under_load() {
     }
     server.shutdown().await;
 }
+
+/// After failing a connection (here a ping over 125 bytes, 1002), the
+/// server closes the TCP connection once the client has answered the close
+/// (RFC 6455 section 7.1.1: the server closes first), not when its own
+/// closing timeout runs out. The client waits for that; before this was
+/// fixed, the server drained the socket until the client gave up (Autobahn
+/// counted 106 cases as "failed by client").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_protocol_error_the_server_closes_the_tcp_connection_first() {
+    use wasock_tests::raw::RawClient;
+    let config = ServerConfig { close_timeout: Duration::from_secs(60), ..test_config() };
+    let server = TestServer::start_with(config, &["echo"]).await;
+    let (client, _) = RawClient::connect(server.addr, "/echo", &[]).await;
+    let mut client = client.unwrap();
+    assert_eq!(client.recv().await.unwrap().opcode, 1, "the greeting");
+    client.send(9, false, &[0xfe; 126]).await;
+    let close = client.recv().await.expect("a close frame");
+    assert_eq!((close.opcode, &close.payload[..2]), (8, &1002u16.to_be_bytes()[..]));
+    client.send(8, false, &1000u16.to_be_bytes()).await;
+    // `recv` waits up to 10 s: far less than the 60 s closing timeout.
+    assert_eq!(client.recv().await, None, "the server closed the connection");
+    server.shutdown().await;
+}

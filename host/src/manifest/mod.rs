@@ -22,16 +22,21 @@
 //!
 //! [static]              # optional; files served on plain HTTP GET
 //! dir = "public"
+//!
+//! [deflate]             # optional; permessage-deflate, off without it
 //! ```
 //!
 //! - [`limits`]: the `[limits]` table.
 //! - [`grants`]: the `[grants]` table.
 //! - [`files`]: the `[static]` table.
+//! - [`deflate`]: the `[deflate]` table.
 
+mod deflate;
 mod files;
 mod grants;
 mod limits;
 
+pub use deflate::Deflate;
 pub use files::{DEFAULT_MAX_FILE_BYTES, StaticFiles};
 pub use grants::Grants;
 pub use limits::{Limits, QueueFull};
@@ -123,6 +128,9 @@ struct ManifestV1 {
     /// Files served on plain HTTP GET under the route; none by default.
     #[serde(default, rename = "static")]
     static_files: Option<files::StaticV1>,
+    /// permessage-deflate; off without the table.
+    #[serde(default)]
+    deflate: Option<deflate::DeflateV1>,
 }
 
 /// The `[build]` table.
@@ -158,6 +166,8 @@ pub struct Manifest {
     pub grants: Grants,
     /// The static files served under the route, if any.
     pub static_files: Option<StaticFiles>,
+    /// permessage-deflate settings, if the route negotiates it.
+    pub deflate: Option<Deflate>,
 }
 
 /// How to build a plugin.
@@ -204,6 +214,7 @@ impl Manifest {
         let grants = raw.grants.resolve(dir).map_err(|(field, reason)| invalid(field, &reason))?;
         let static_files =
             raw.static_files.map(|s| s.resolve(dir)).transpose().map_err(|(field, reason)| invalid(field, &reason))?;
+        let deflate = raw.deflate.map(deflate::DeflateV1::resolve).transpose().map_err(|(f, r)| invalid(f, &r))?;
         let build = match raw.build {
             Some(b) if b.command.trim().is_empty() => {
                 return Err(invalid("build.command", "must not be empty"));
@@ -221,6 +232,7 @@ impl Manifest {
             limits: raw.limits,
             grants,
             static_files,
+            deflate,
         })
     }
 }

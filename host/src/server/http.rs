@@ -18,13 +18,14 @@
 
 use super::io::ReadHint;
 use super::peers::PeerPermit;
+use super::wire::{self, Wire};
 use super::{Route, ServerState, connection, files};
 use crate::log_limit::LogLimit;
 use crate::session::{Header, UpgradeAccept, UpgradeDecision, UpgradeReject, UpgradeRequest};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
+use hyper::header::{CONTENT_TYPE, HeaderName, HeaderValue, SEC_WEBSOCKET_EXTENSIONS, SEC_WEBSOCKET_PROTOCOL, UPGRADE};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -117,7 +118,7 @@ async fn route(
 ) -> Response<Body> {
     let path = req.uri().path();
     let routes = shared.routes.load();
-    let Some(Route { endpoint, files }) = routes.get(path).cloned() else {
+    let Some(Route { endpoint, files, deflate }) = routes.get(path).cloned() else {
         return match below_static_route(&routes, path) {
             Some((files, rest)) => files::serve(req.method(), req.headers(), path, rest, files).await,
             None => plain(StatusCode::NOT_FOUND, "no WebSocket endpoint at this path\n"),
@@ -179,8 +180,15 @@ async fn route(
         }
     }
     add_headers(&mut response, &accept.headers);
+    let deflate = deflate.and_then(|settings| {
+        let offers = extension_offers(&req)?;
+        let (answer, codec) = wire::negotiate(&offers, &settings)?;
+        response.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_str(&answer).ok()?);
+        Some(codec)
+    });
     let upgrade = hyper::upgrade::on(&mut req);
-    let config = ws_config(&shared.config, endpoint.limits().max_message_bytes);
+    let max_message = endpoint.limits().max_message_bytes;
+    let config = ws_config(&shared.config, max_message);
     let id = super::new_session_id();
     let tasks = shared.tasks.clone();
     tasks.spawn(async move {
@@ -188,7 +196,10 @@ async fn route(
             Ok(upgraded) => {
                 let io = ReadHint::new(TokioIo::new(upgraded));
                 let readable = io.readable();
-                let ws = WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await;
+                let ws = match deflate {
+                    Some(codec) => Wire::deflate(io, max_message, codec),
+                    None => Wire::Plain(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await),
+                };
                 let session = connection::Accepted { ws, readable, endpoint, id, path, query, peer, accept };
                 connection::run(session, shared).await;
                 drop((admitted, permit));
@@ -222,6 +233,13 @@ fn ws_config(config: &crate::ServerConfig, max_message: usize) -> WebSocketConfi
         .write_buffer_size(config.write_buffer_size)
         .max_message_size(Some(max_message))
         .max_frame_size(Some(max_message))
+}
+
+/// The client's `Sec-WebSocket-Extensions` offers, all headers joined.
+fn extension_offers(req: &Request<Incoming>) -> Option<String> {
+    let offers: Vec<&str> =
+        req.headers().get_all(SEC_WEBSOCKET_EXTENSIONS).iter().filter_map(|v| v.to_str().ok()).collect();
+    (!offers.is_empty()).then(|| offers.join(", "))
 }
 
 /// What the upgrade hook is told about `req`.

@@ -7,6 +7,8 @@
 //!   heartbeats and the closing handshake.
 //! - [`files`]: a plugin's static files on plain GET under its route.
 //! - [`tls`]: `wss://`, the certificate re-read on SIGHUP.
+//! - [`wire`]: the codec under a session (tungstenite, or sockudo-ws for
+//!   permessage-deflate).
 //!
 //! [`run`] takes a bound listener, the routing table and a shutdown future.
 //! The table is shared: whoever manages the endpoints (the supervisor) swaps
@@ -22,11 +24,12 @@ mod io;
 mod live;
 mod peers;
 pub mod tls;
+mod wire;
 
 use crate::config::ServerConfig;
 use crate::endpoint::EndpointHandle;
 use crate::log_limit::LogLimit;
-use crate::manifest::StaticFiles;
+use crate::manifest::{Deflate, StaticFiles};
 use crate::session::SessionId;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -52,6 +55,8 @@ pub struct Route {
     /// The plugin's static files, served on plain GET at and below the
     /// route; `None` leaves plain GETs at the route a 426.
     pub files: Option<Arc<StaticFiles>>,
+    /// permessage-deflate, if the plugin enables it.
+    pub deflate: Option<Deflate>,
 }
 
 /// What every connection task shares.

@@ -370,7 +370,8 @@ impl Supervisor {
             .values()
             .map(|m| {
                 let files = m.manifest.static_files.clone().map(Arc::new);
-                (m.manifest.route.clone(), Route { endpoint: m.endpoint.handle(), files })
+                let deflate = m.manifest.deflate.clone();
+                (m.manifest.route.clone(), Route { endpoint: m.endpoint.handle(), files, deflate })
             })
             .collect();
         self.routes.store(Arc::new(routes));

@@ -17,29 +17,24 @@
 //!   after a bad message) and the close codes counted.
 
 use super::ServerState;
-use super::io::{ReadHint, Readable};
+use super::io::Readable;
+use super::wire::{Wire, WireError};
 use crate::endpoint::{EndpointHandle, Event};
 use crate::log_limit::LogLimit;
 use crate::session::{
     CloseCode, NewSession, SessionId, SessionRx, Signal, UpgradeAccept, close_frame, link, plugin_close_frame,
 };
 use futures_util::{SinkExt, StreamExt};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::Error as WsError;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 mod closing;
 
 use closing::{ABNORMAL, NO_STATUS};
-
-pub(super) type Ws = WebSocketStream<ReadHint<TokioIo<Upgraded>>>;
 
 /// Most queued messages written before one flush.
 const MAX_BATCH: usize = 256;
@@ -54,7 +49,7 @@ static STALLED_CLIENT: LogLimit = LogLimit::new(Duration::from_secs(1));
 /// A WebSocket session whose handshake is done, about to run.
 pub(super) struct Accepted {
     /// The socket, framed.
-    pub(super) ws: Ws,
+    pub(super) ws: Wire,
     /// Whether a read may find data.
     pub(super) readable: Readable,
     /// The endpoint serving the route.
@@ -99,13 +94,13 @@ pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
         stall_timeout: limits.stall_timeout(),
         close_code: None,
     };
-    tracing::debug!("connected");
+    tracing::debug!(compressed = task.ws.compressed(), "connected");
     // Counted through the endpoint handle the task holds anyway: a session
     // keeps no counters of its own (idle memory per connection).
     task.endpoint.metrics().accepted.inc();
     if task.endpoint.send(connected).await.is_err() {
         let frame = close_frame(CloseCode::Error, "endpoint is not running");
-        let _ = task.ws.close(Some(frame)).await;
+        let _ = task.ws.send(Message::Close(Some(frame))).await;
         return;
     }
     shared.live.insert(id, rx.waker());
@@ -121,7 +116,7 @@ pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
 /// The connection task's state.
 struct SessionTask {
     /// The socket.
-    ws: Ws,
+    ws: Wire,
     /// Whether a read may find data.
     readable: Readable,
     /// Where the client's messages go.
@@ -237,7 +232,7 @@ impl SessionTask {
         Flow::Continue
     }
 
-    async fn on_incoming(&mut self, incoming: Option<Result<Message, WsError>>, close_timeout: Duration) -> Flow {
+    async fn on_incoming(&mut self, incoming: Option<Result<Message, WireError>>, close_timeout: Duration) -> Flow {
         let msg = match incoming {
             None => return Flow::End,
             Some(Ok(msg)) => msg,
@@ -268,7 +263,7 @@ impl SessionTask {
             }
             Message::Pong(data) => Event::Pong { id, data },
             Message::Ping(_) => {
-                // tungstenite queued the pong; send it now.
+                // The codec queued the pong; send it now.
                 return self.flush().await;
             }
             Message::Close(_) | Message::Frame(_) => return Flow::Continue,
