@@ -2,15 +2,23 @@
 // same echo and broadcast logic as bench/src/bin/native.rs (greeting on
 // connect; "You said: <text>" on /echo; "Broadcast: <text>" to every
 // client on /broadcast, and to every member of topic `bench` on /topic,
-// a Set, the `ws` idiom), the same listen backlog (4096), no compression,
-// messages up to 1 MiB. ws sets TCP_NODELAY on every socket.
+// a Set, the `ws` idiom), the same listen backlog (4096), messages up to
+// 1 MiB. ws sets TCP_NODELAY on every socket. No compression, unless
+// DEFLATE=1: then permessage-deflate with wasock's defaults (threshold 128
+// bytes, level 3, no context takeover on either side).
 //
 // node bench/node/server.js [PORT]   (default 0); prints `listening on ADDR`.
 'use strict';
 const http = require('node:http');
 const { WebSocketServer } = require('ws');
 
-const options = { noServer: true, perMessageDeflate: false, maxPayload: 1 << 20 };
+const deflate = process.env.DEFLATE === '1' && {
+  threshold: 128,
+  zlibDeflateOptions: { level: 3 },
+  serverNoContextTakeover: true,
+  clientNoContextTakeover: true,
+};
+const options = { noServer: true, perMessageDeflate: deflate || false, maxPayload: 1 << 20 };
 const echo = new WebSocketServer(options);
 const broadcast = new WebSocketServer({ ...options, clientTracking: true });
 const topic = new WebSocketServer(options);

@@ -131,3 +131,27 @@ async fn a_zip_bomb_closes_with_1009_and_spares_the_others() {
     assert_eq!(bystander.recv().await.unwrap().payload, b"still here");
     server.shutdown().await;
 }
+
+/// Each compressed session holds its codec's contexts (~350 KiB once used,
+/// `bench/deflate.sh`): `max-sessions` bounds how many there are. Past it a
+/// client is served uncompressed, not refused; a place freed is reused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_sessions_bounds_the_compressed_connections() {
+    let server = TestServer::serve(test_config(), vec![mirror("few", Some("max-sessions = 2\n"))]).await;
+    let offer = ["Sec-WebSocket-Extensions: permessage-deflate"];
+    let connect = || RawClient::connect(server.addr, "/few", &offer);
+    let (first, a) = connect().await;
+    let (second, b) = connect().await;
+    let (third, c) = connect().await;
+    assert!(header(&a, "sec-websocket-extensions").is_some() && header(&b, "sec-websocket-extensions").is_some());
+    assert_eq!((c.0, header(&c, "sec-websocket-extensions")), (101, None), "the third goes uncompressed");
+    let mut third = third.unwrap();
+    third.send(1, false, b"plain still works").await;
+    assert_eq!(third.recv().await.unwrap().payload, b"plain still works");
+    drop((first, second));
+    wasock_tests::eventually_async("a place is free again", || async {
+        header(&connect().await.1, "sec-websocket-extensions").is_some()
+    })
+    .await;
+    server.shutdown().await;
+}

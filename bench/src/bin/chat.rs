@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use wasock_bench::cpu::CpuSample;
 
@@ -135,22 +135,40 @@ async fn recv_on<W: Stream<Item = sockudo_ws::Result<Message>> + Unpin>(ws: &mut
 }
 
 /// Connects to `/echo`, offering permessage-deflate if `deflate`, and reads
-/// the greeting.
+/// the greeting. The handshake is written out here: sockudo-ws's client
+/// handshake takes no extension offer.
 async fn connect(addr: &str, deflate: bool) -> anyhow::Result<(Conn, bool)> {
     let mut tcp = Counted(TcpStream::connect(addr).await?);
     tcp.0.set_nodelay(true)?;
-    let offer = [("Sec-WebSocket-Extensions".to_owned(), "permessage-deflate; client_max_window_bits".to_owned())];
-    let headers = deflate.then_some(&offer[..]);
-    let shake = sockudo_ws::handshake::client_handshake_with_headers(&mut tcp, addr, "/echo", None, headers).await?;
+    let offer = if deflate { "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" } else { "" };
+    let request = format!(
+        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
+    );
+    tcp.write_all(request.as_bytes()).await?;
+    let mut buf = Vec::with_capacity(1024);
+    let end = loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break end + 4;
+        }
+        anyhow::ensure!(tcp.read_buf(&mut buf).await? > 0, "closed during the handshake");
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    anyhow::ensure!(head.starts_with("HTTP/1.1 101"), "handshake refused: {head}");
+    let extensions = head.lines().find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("sec-websocket-extensions").then(|| value.trim().to_owned())
+    });
+    let leftover = (end < buf.len()).then(|| Bytes::copy_from_slice(&buf[end..]));
     let config = sockudo_ws::Config::builder().auto_ping(false).idle_timeout(0).build();
-    let agreed = shake.extensions.as_deref().and_then(parse_deflate_offer).map(|p| DeflateConfig::from_params(&p));
+    let agreed = extensions.as_deref().and_then(parse_deflate_offer).map(|p| DeflateConfig::from_params(&p));
     let mut conn = match agreed {
         Some(params) => {
-            let ws = CompressedWebSocketStream::client_with_leftover(tcp, config, params?, shake.leftover);
+            let ws = CompressedWebSocketStream::client_with_leftover(tcp, config, params?, leftover);
             Conn::Deflate(Box::new(ws))
         }
         None => {
-            let ws = WebSocketStream::from_raw_with_leftover(tcp, Role::Client, config, shake.leftover);
+            let ws = WebSocketStream::from_raw_with_leftover(tcp, Role::Client, config, leftover);
             Conn::Plain(Box::new(ws))
         }
     };

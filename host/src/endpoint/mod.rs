@@ -120,6 +120,8 @@ pub struct AdmissionControl {
     limits: arc_swap::ArcSwap<Limits>,
     /// Connections admitted and not yet ended.
     connections: AtomicUsize,
+    /// Of those, the compressed ones (each holds deflate contexts).
+    compressed: AtomicUsize,
     /// While the endpoint backs off after repeated traps: until when.
     refusing_until: Mutex<Option<Instant>>,
     /// Whether the running version has an upgrade hook: without one, the
@@ -169,6 +171,16 @@ pub struct Admitted(Arc<AdmissionControl>);
 impl Drop for Admitted {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Counts one compressed session until dropped.
+#[derive(Debug)]
+pub struct Compressing(Arc<AdmissionControl>);
+
+impl Drop for Compressing {
+    fn drop(&mut self) {
+        self.0.compressed.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -229,6 +241,13 @@ impl EndpointHandle {
         }
     }
 
+    /// A place for one more compressed session, if fewer than `max` are.
+    pub fn compress(&self, max: usize) -> Option<Compressing> {
+        let counted =
+            self.info.compressed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
+        counted.ok().map(|_| Compressing(self.info.clone()))
+    }
+
     /// The route's counters.
     pub fn metrics(&self) -> &RouteMetrics {
         &self.info.metrics
@@ -277,6 +296,7 @@ impl Endpoint {
             name: plugin.name.clone(),
             limits: arc_swap::ArcSwap::new(plugin.limits.clone()),
             connections: AtomicUsize::new(0),
+            compressed: AtomicUsize::new(0),
             refusing_until: Mutex::new(None),
             upgrade_hook: AtomicBool::new(false),
             metrics,

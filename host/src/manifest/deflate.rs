@@ -8,14 +8,17 @@
 //! level = 3               # 1 (fastest) to 9 (smallest)
 //! window-bits = 12        # the server's LZ77 window: 2^12 = 4 KiB
 //! context-takeover = false
+//! max-sessions = 1000     # compressed sessions at once; the rest go plain
 //! ```
 //!
-//! Memory is what compression costs most in a WebSocket server (a context
-//! per connection that keeps its window between messages), so the defaults
-//! keep none: without `context-takeover`, both sides start every message
-//! afresh (the server answers `server_no_context_takeover;
-//! client_no_context_takeover`), which costs some ratio on short,
-//! repetitive messages and bounds what an idle connection holds.
+//! Memory is what compression costs most in a WebSocket server. The codec
+//! (sockudo-ws) holds a compressor and a decompressor per compressed
+//! connection, about 350 KiB once used (`bench/deflate.sh`), with or
+//! without context takeover, so `max-sessions` bounds how many there are:
+//! past it, connections are made without compression (declined, never
+//! refused). Without `context-takeover` (the default) both sides start
+//! every message afresh (the server answers `server_no_context_takeover;
+//! client_no_context_takeover`), as a shared compressor would need.
 
 use serde::Deserialize;
 
@@ -35,11 +38,14 @@ pub(super) struct DeflateV1 {
     /// chatty connections, a compressor and decompressor held per
     /// connection for its whole life).
     context_takeover: bool,
+    /// Compressed sessions at once on this route; connections past it are
+    /// made uncompressed. Bounds the contexts' memory (~350 KiB each).
+    max_sessions: usize,
 }
 
 impl Default for DeflateV1 {
     fn default() -> Self {
-        Self { threshold_bytes: 128, level: 3, window_bits: 15, context_takeover: false }
+        Self { threshold_bytes: 128, level: 3, window_bits: 15, context_takeover: false, max_sessions: 1000 }
     }
 }
 
@@ -54,6 +60,8 @@ pub struct Deflate {
     pub window_bits: u8,
     /// Whether contexts are kept between messages.
     pub context_takeover: bool,
+    /// Compressed sessions at once; the rest go uncompressed.
+    pub max_sessions: usize,
 }
 
 impl DeflateV1 {
@@ -65,7 +73,10 @@ impl DeflateV1 {
         if !(9..=15).contains(&self.window_bits) {
             return Err(("deflate.window-bits", "must be between 9 and 15".to_owned()));
         }
-        let Self { threshold_bytes, level, window_bits, context_takeover } = self;
-        Ok(Deflate { threshold_bytes, level, window_bits, context_takeover })
+        if self.max_sessions == 0 {
+            return Err(("deflate.max-sessions", "must be at least 1 (remove [deflate] to turn it off)".to_owned()));
+        }
+        let Self { threshold_bytes, level, window_bits, context_takeover, max_sessions } = self;
+        Ok(Deflate { threshold_bytes, level, window_bits, context_takeover, max_sessions })
     }
 }

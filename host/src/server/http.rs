@@ -180,11 +180,15 @@ async fn route(
         }
     }
     add_headers(&mut response, &accept.headers);
+    // Compressed only if the client offers it and the route has room for
+    // one more compressed session (`[deflate] max-sessions`).
     let deflate = deflate.and_then(|settings| {
         let offers = extension_offers(&req)?;
         let (answer, codec) = wire::negotiate(&offers, &settings)?;
-        response.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, HeaderValue::from_str(&answer).ok()?);
-        Some(codec)
+        let answer = HeaderValue::from_str(&answer).ok()?;
+        let permit = endpoint.compress(settings.max_sessions)?;
+        response.headers_mut().insert(SEC_WEBSOCKET_EXTENSIONS, answer);
+        Some((codec, permit))
     });
     let upgrade = hyper::upgrade::on(&mut req);
     let max_message = endpoint.limits().max_message_bytes;
@@ -196,13 +200,13 @@ async fn route(
             Ok(upgraded) => {
                 let io = ReadHint::new(TokioIo::new(upgraded));
                 let readable = io.readable();
-                let ws = match deflate {
-                    Some(codec) => Wire::deflate(io, max_message, codec),
-                    None => Wire::Plain(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await),
+                let (ws, compressing) = match deflate {
+                    Some((codec, permit)) => (Wire::deflate(io, max_message, codec), Some(permit)),
+                    None => (Wire::Plain(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await), None),
                 };
                 let session = connection::Accepted { ws, readable, endpoint, id, path, query, peer, accept };
                 connection::run(session, shared).await;
-                drop((admitted, permit));
+                drop((admitted, compressing, permit));
             }
             Err(err) => tracing::debug!(%peer, error = %err, "upgrade failed"),
         }
