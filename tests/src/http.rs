@@ -57,3 +57,9 @@ pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str
         body: response[end + 4..].to_vec(),
     }
 }
+
+/// `GET path` on `addr`: the status code and the body as text.
+pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let answer = request(addr, "GET", path, &[]).await;
+    (answer.status, answer.text())
+}

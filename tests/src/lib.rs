@@ -20,6 +20,7 @@ pub mod http;
 pub mod raw;
 mod swap;
 
+pub use http::get as http_get;
 pub use swap::{bundled_wasm, rehash, replace_file, swap_plugin_dir, wasm_bytes};
 
 use anyhow::Context;
@@ -234,20 +235,6 @@ impl TestServer {
     pub async fn shutdown(self) {
         tokio::time::timeout(Duration::from_secs(30), self.server.stop()).await.expect("server stops");
     }
-}
-
-/// `GET path` on `addr` over a fresh connection: the status code and the
-/// body.
-pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut response)).await.expect("an answer").unwrap();
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no HTTP response: {response:?}"));
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
-    (status, body.to_owned())
 }
 
 /// A WebSocket client.
