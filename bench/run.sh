@@ -3,7 +3,8 @@
 # (bundled Rust plugins), alternating, ROUNDS times, with the server pinned
 # to core 0 and the load client to core 1. Prints one JSON line per run and
 # a markdown table of medians with the wasock/native ratio. When Node.js is
-# installed, Node's `ws` server (bench/node) runs too, as a third column.
+# installed, Node's `ws` server (bench/node) and Bun (bench/bun, the npm
+# package @oven/bun-linux-x64, pinned) run too, as third and fourth columns.
 #
 # Then the per-language figures (component size, cold compile, cached
 # load, instantiation, per-message cost; see src/bin/languages.rs).
@@ -21,20 +22,24 @@ target/release/wasock build bench/plugins >&2 # its own run: it reuses the route
 labels="native wasock"
 if command -v node >/dev/null; then
     (cd bench/node && npm ci --no-audit --no-fund --loglevel=error) >&2
-    labels="$labels node"
+    (cd bench/bun && npm ci --no-audit --no-fund --loglevel=error) >&2
+    labels="$labels node bun"
 fi
+bun=bench/bun/node_modules/@oven/bun-linux-x64/bin/bun
 
 pin_server="taskset -c 0"
 pin_client="taskset -c 1"
 if [ "$(nproc)" -lt 2 ]; then pin_server=""; pin_client=""; fi
 
-start_server() { # $1 = native|wasock|node; prints "PID PORT"
+start_server() { # $1 = native|wasock|node|bun; prints "PID PORT"
     local log
     log=$(mktemp)
     if [ "$1" = native ]; then
         $pin_server target/release/native 127.0.0.1:0 >"$log" 2>&1 &
     elif [ "$1" = node ]; then
         $pin_server node bench/node/server.js >"$log" 2>&1 &
+    elif [ "$1" = bun ]; then
+        $pin_server "$bun" bench/bun/server.js >"$log" 2>&1 &
     else
         RUST_LOG=warn,wasock::cli=info $pin_server target/release/wasock serve \
             --listen 127.0.0.1:0 --no-watch bench/plugins/echo bench/plugins/topic plugins/broadcast >"$log" 2>&1 &
@@ -49,11 +54,11 @@ start_server() { # $1 = native|wasock|node; prints "PID PORT"
     echo "$pid $port"
 }
 
-run() { # $1 = label, rest = scenario args (echo and idle get the server's pid)
+run() { # $1 = label, rest = scenario args (echo, fanout and idle get the server's pid)
     local label=$1; shift
     read -r pid port < <(start_server "$label")
     local with_pid=()
-    case $1 in echo | idle) with_pid=(--pid "$pid") ;; esac
+    case $1 in echo | fanout | idle) with_pid=(--pid "$pid") ;; esac
     $pin_client target/release/load --url "ws://127.0.0.1:$port" --label "$label" "$@" "${with_pid[@]}" | tee -a "$out"
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
@@ -82,11 +87,12 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 for r in rows:  # paced echo runs are their own scenarios
     if r["scenario"] == "echo" and r.get("rate"):
         r["scenario"] = f"echo@{r['rate']}"
-node = any(r["label"] == "node" for r in rows)
+peers = [l for l in ("node", "bun") if any(r["label"] == l for r in rows)]
 def med(scenario, label, key):
     vals = [r[key] for r in rows if r["scenario"] == scenario and r["label"] == label and key in r]
     return statistics.median(vals) if vals else float("nan")
-head = "| scenario | metric | native | wasock | wasock/native |" + (" node (ws) |" if node else "")
+names = {"node": "node (ws)", "bun": "bun"}
+head = "| scenario | metric | native | wasock | wasock/native |" + "".join(f" {names[p]} |" for p in peers)
 print(head)
 print("|---" * (head.count("|") - 1) + "|")
 for scenario, key, name in [
@@ -103,16 +109,18 @@ for scenario, key, name in [
     ("echo@20000", "p99_us", "echo paced 20 000 msg/s: p99 us"),
     ("fanout", "deliveries_per_sec", "fan-out deliveries/s (10000 sessions: 9999 receivers + the sender)"),
     ("fanout", "p99_us", "fan-out time to last receiver p99 us"),
+    ("fanout", "server_us_per_delivery", "fan-out: server CPU us per delivery"),
     ("topic", "deliveries_per_sec", "topic publish deliveries/s (a topic of 10000 sessions)"),
     ("topic", "p99_us", "topic publish time to last receiver p99 us"),
+    ("topic", "server_us_per_delivery", "topic publish: server CPU us per delivery"),
     ("storm", "ok", "storm: connections ok of 10000"),
     ("storm", "secs", "storm seconds"),
     ("idle", "kib_per_conn", "idle RSS KiB per connection (10000)"),
 ]:
     n, w = med(scenario, "native", key), med(scenario, "wasock", key)
     line = f"| {scenario} | {name} | {n:.2f} | {w:.2f} | {w / n if n else float('nan'):.2f} |"
-    if node:
-        line += f" {med(scenario, 'node', key):.2f} |"
+    for p in peers:
+        line += f" {med(scenario, p, key):.2f} |"
     print(line)
 # Each round ran the servers back to back: the ratio per round shows how
 # much the machine's noise moves it.

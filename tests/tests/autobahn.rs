@@ -2,6 +2,10 @@
 //! 12.* and 13.* included), against a pure echo plugin with compression on
 //! and a 16 MiB message limit (the 9.* cases send up to 16 MiB and must be
 //! echoed within their time limits, so this is a throughput check too).
+//! The call deadline is raised to 2 s: copying a 16 MiB message into a
+//! fresh instance (its memory growing to hold it) and back out can take
+//! longer than the default 100 ms, which would trap and lose the echo, as
+//! designed, not as Autobahn expects.
 //!
 //! Every case must end OK, NON-STRICT or INFORMATIONAL, its close too; none
 //! may be UNIMPLEMENTED. The counts per category are printed (run with
@@ -26,7 +30,8 @@ fn wstest() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_full_autobahn_suite_passes_with_compression_on() {
     let wstest = wstest();
-    let extra = "[limits]\nmax-message-bytes = 16777216\nqueue-bytes = 67108864\nmemory-mib = 128\n\n[deflate]\n";
+    let extra = "[limits]\nmax-message-bytes = 16777216\nqueue-bytes = 67108864\nmemory-mib = 128\n\
+                 call-deadline-ms = 2000\n\n[deflate]\n";
     let mirror = compile_fixture("mirror", "mirror", "/", extra, |_| {});
     let server = TestServer::serve(test_config(), vec![mirror]).await;
 
@@ -74,6 +79,13 @@ async fn the_full_autobahn_suite_passes_with_compression_on() {
     }
     println!("autobahn: {} cases, {} failed; reports in {}", cases.len(), failed.len(), out.display());
     assert_eq!(cases.len(), 517, "the full suite");
-    assert!(failed.is_empty(), "{} cases failed:\n{}", failed.len(), failed.join("\n"));
+    if !failed.is_empty() {
+        let host: Vec<String> = wasock_tests::logs()
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .map(str::to_owned)
+            .collect();
+        panic!("{} cases failed:\n{}\nhost warnings:\n{}", failed.len(), failed.join("\n"), host.join("\n"));
+    }
     server.shutdown().await;
 }

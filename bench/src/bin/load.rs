@@ -12,7 +12,9 @@
 //!   near 100 % caps what it can measure.
 //! - `fanout`: N receivers on /broadcast (or `--path`, e.g. /topic, where
 //!   the fan-out is a topic publish) and one sender; each message must
-//!   reach all: deliveries per second and time until the last receiver has it.
+//!   reach all: deliveries per second and time until the last receiver has
+//!   it; with `--pid`, the server's CPU time per delivery (every server's
+//!   delivery rate is bound by the one client core, its CPU is not).
 //! - `idle`: holds N connections and reads the server's RSS before and after.
 //! - `storm`: opens N connections at once; how many succeed, how long it takes.
 
@@ -65,6 +67,9 @@ enum Scenario {
         receivers: usize,
         #[arg(long, default_value_t = 200)]
         messages: usize,
+        /// The server's process id, to read its CPU time per delivery.
+        #[arg(long)]
+        pid: Option<u32>,
     },
     Idle {
         #[arg(long, default_value_t = 10_000)]
@@ -130,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
                 count as f64 / elapsed
             );
         }
-        Scenario::Fanout { path, receivers, messages } => {
+        Scenario::Fanout { path, receivers, messages, pid } => {
             let url = format!("{}{path}", args.url);
             let scenario = if path == "/broadcast" { "fanout" } else { path.trim_start_matches('/') };
             let delivered = Arc::new(AtomicU64::new(0));
@@ -150,6 +155,7 @@ async fn main() -> anyhow::Result<()> {
                 });
             }
             let mut to_last = Latencies::default();
+            let server_before = pid.map(CpuSample::of).transpose()?;
             let started = Instant::now();
             for i in 0..messages {
                 let sent = Instant::now();
@@ -162,9 +168,15 @@ async fn main() -> anyhow::Result<()> {
             }
             let elapsed = started.elapsed().as_secs_f64();
             let (p50, p99, max) = to_last.summary();
+            let deliveries = messages * receivers;
+            let mut cpu = String::new();
+            if let (Some(pid), Some(before)) = (pid, server_before) {
+                let spent = CpuSample::of(pid)?.since(&before).total().as_secs_f64();
+                cpu = format!(r#","server_us_per_delivery":{:.3}"#, spent * 1e6 / deliveries.max(1) as f64);
+            }
             println!(
-                r#"{{"scenario":"{scenario}","label":"{label}","receivers":{receivers},"messages":{messages},"deliveries_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}}}"#,
-                (messages * receivers) as f64 / elapsed
+                r#"{{"scenario":"{scenario}","label":"{label}","receivers":{receivers},"messages":{messages},"deliveries_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}{cpu}}}"#,
+                deliveries as f64 / elapsed
             );
         }
         Scenario::Idle { conns, pid } => {
