@@ -10,6 +10,8 @@
 # Usage: bench/deflate.sh [ROUNDS] [IDLE_CONNS]   (defaults 3, 5000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 rounds=${1:-3}
 idle=${2:-5000}
 out=$(mktemp)
@@ -38,12 +40,8 @@ start_server() { # $1 = wasock|node|bun, $2 = 0|1 (deflate); prints "PID PORT"
     bun) DEFLATE=$2 $pin_server "$bun" bench/bun/server.js >"$log" 2>&1 & ;;
     esac
     local pid=$!
-    for _ in $(seq 100); do
-        if grep -q "listening on" "$log"; then break; fi
-        sleep 0.1
-    done
     local port
-    port=$(grep -o "listening on [0-9.:]*" "$log" | head -1 | sed 's/.*://')
+    port=$(listening_port "$log")
     echo "$pid $port"
 }
 

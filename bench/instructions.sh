@@ -13,6 +13,8 @@
 # callgrind_annotate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 secs=${1:-6}
 dir=target/callgrind
 mkdir -p "$dir"
@@ -33,11 +35,7 @@ count() { # $1 = native|wasock; prints one JSON line
             --cache-dir "$dir/cache" bench/plugins/echo >"$log" 2>&1 &
     fi
     pid=$!
-    for _ in $(seq 1200); do
-        if grep -q "listening on" "$log"; then break; fi
-        sleep 0.1
-    done
-    port=$(grep -o "listening on [0-9.:]*" "$log" | head -1 | sed 's/.*://')
+    port=$(listening_port "$log" 120)
     local load=(target/release/load --url "ws://127.0.0.1:$port" --label "$label" echo --conns 100 --inflight 8 --size 64)
     "${load[@]}" --secs 2 >/dev/null
     callgrind_control -i on "$pid" >/dev/null

@@ -12,6 +12,8 @@
 # Usage: bench/run.sh [ROUNDS]   (default 3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 rounds=${1:-3}
 out=$(mktemp)
 
@@ -45,12 +47,8 @@ start_server() { # $1 = native|wasock|node|bun; prints "PID PORT"
             --listen 127.0.0.1:0 --no-watch bench/plugins/echo bench/plugins/topic plugins/broadcast >"$log" 2>&1 &
     fi
     local pid=$!
-    for _ in $(seq 100); do
-        if grep -q "listening on" "$log"; then break; fi
-        sleep 0.1
-    done
     local port
-    port=$(grep -o "listening on [0-9.:]*" "$log" | head -1 | sed 's/.*://')
+    port=$(listening_port "$log")
     echo "$pid $port"
 }
 

@@ -1,6 +1,7 @@
-//! Shared pieces of the benchmarks: latency recording with an HDR histogram
-//! and the table every benchmark prints; [`cpu`] reads where a process's
-//! threads spent their CPU time.
+//! Shared pieces of the benchmarks: latency recording with an HDR histogram,
+//! the table every benchmark prints, and a process's resident memory
+//! ([`rss_kib`]); [`cpu`] reads where a process's threads spent their CPU
+//! time.
 
 pub mod cpu;
 
@@ -43,4 +44,12 @@ impl Latencies {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// The resident set size of process `pid`, in KiB (`/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> std::io::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rss = status.lines().find_map(|l| l.strip_prefix("VmRSS:"));
+    let kib = rss.and_then(|v| v.split_whitespace().next()).and_then(|v| v.parse().ok());
+    kib.ok_or_else(|| std::io::Error::other(format!("no VmRSS for {pid}")))
 }

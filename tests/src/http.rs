@@ -34,28 +34,36 @@ impl HttpAnswer {
 /// Sends `method path` with `headers` (`Name: value` lines) to `addr`.
 pub async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> HttpAnswer {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
-    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    let mut all = vec!["Connection: close"];
+    all.extend_from_slice(headers);
+    tcp.write_all(request_text(addr, method, path, &all).as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, tcp.read_to_end(&mut response)).await.expect("an answer").unwrap();
+    let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no HTTP head"));
+    let (status, headers) = parse_head(&String::from_utf8_lossy(&response[..end]));
+    HttpAnswer { status, headers, body: response[end + 4..].to_vec() }
+}
+
+/// An HTTP/1.1 request head for `method path` with `headers`.
+pub(crate) fn request_text(addr: SocketAddr, method: &str, path: &str, headers: &[&str]) -> String {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n");
     for header in headers {
         request.push_str(header);
         request.push_str("\r\n");
     }
     request.push_str("\r\n");
-    tcp.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(WAIT, tcp.read_to_end(&mut response)).await.expect("an answer").unwrap();
-    let end = response.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or_else(|| panic!("no HTTP head"));
-    let head = String::from_utf8_lossy(&response[..end]).into_owned();
+    request
+}
+
+/// A response head's status code and headers (names lowercased).
+pub(crate) fn parse_head(head: &str) -> (u16, Vec<(String, String)>) {
     let mut lines = head.split("\r\n");
     let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok());
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
-    HttpAnswer {
-        status: status.unwrap_or_else(|| panic!("no status in {head}")),
-        headers,
-        body: response[end + 4..].to_vec(),
-    }
+    (status.unwrap_or_else(|| panic!("no status in {head}")), headers)
 }
 
 /// `GET path` on `addr`: the status code and the body as text.

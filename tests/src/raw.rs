@@ -4,6 +4,7 @@
 //! the bits of every frame the server sends back.
 
 use crate::WAIT;
+use crate::http::{parse_head, request_text};
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,29 +42,22 @@ impl RawClient {
     /// Returns the client only if the server answered 101.
     pub async fn connect(addr: SocketAddr, path: &str, headers: &[&str]) -> (Option<Self>, RawAnswer) {
         let mut tcp = TcpStream::connect(addr).await.unwrap();
-        let mut request = format!(
-            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-        );
-        for h in headers {
-            request.push_str(h);
-            request.push_str("\r\n");
-        }
-        request.push_str("\r\n");
-        tcp.write_all(request.as_bytes()).await.unwrap();
+        let mut all = vec![
+            "Upgrade: websocket",
+            "Connection: Upgrade",
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version: 13",
+        ];
+        all.extend_from_slice(headers);
+        tcp.write_all(request_text(addr, "GET", path, &all).as_bytes()).await.unwrap();
+        // Byte by byte: what follows the head is the server's first frames.
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             let mut byte = [0u8];
             tokio::time::timeout(WAIT, tcp.read_exact(&mut byte)).await.expect("an answer").unwrap();
             head.push(byte[0]);
         }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|s| s.parse().ok()).unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
-            .collect();
+        let (status, headers) = parse_head(&String::from_utf8_lossy(&head[..head.len() - 4]));
         let client = (status == 101).then_some(Self { tcp });
         (client, (status, headers))
     }

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 use wasock_bench::cpu::CpuSample;
+use wasock_bench::rss_kib;
 
 #[derive(Parser)]
 struct Args {
@@ -308,11 +309,4 @@ async fn chat_conn(
         outstanding -= 1;
         echoed += 1;
     }
-}
-
-/// The resident set size of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))?;
-    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
 }

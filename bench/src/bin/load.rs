@@ -28,6 +28,7 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use wasock_bench::Latencies;
 use wasock_bench::cpu::CpuSample;
+use wasock_bench::rss_kib;
 
 #[derive(Parser)]
 struct Args {
@@ -328,11 +329,4 @@ fn cpu_report(
         );
     }
     Ok(fields)
-}
-
-/// The resident set size of process `pid`, in KiB.
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:")).ok_or_else(|| anyhow::anyhow!("no VmRSS for {pid}"))?;
-    Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
 }

@@ -75,7 +75,8 @@ pub(super) async fn serve(
     let found = tokio::task::spawn_blocking(move || find(&files, relative)).await.unwrap_or(Lookup::NotFound);
     match found {
         Lookup::File { file, len, modified, path } => {
-            let mut resp = if not_modified(headers, len, modified) {
+            let tag = etag(len, modified);
+            let mut resp = if not_modified(headers, &tag, modified) {
                 let mut resp = Response::new(Body::default());
                 *resp.status_mut() = StatusCode::NOT_MODIFIED;
                 resp
@@ -92,8 +93,8 @@ pub(super) async fn serve(
                 resp
             };
             let headers = resp.headers_mut();
-            if let Ok(etag) = HeaderValue::from_str(&etag(len, modified)) {
-                headers.insert(ETAG, etag);
+            if let Ok(tag) = HeaderValue::from_str(&tag) {
+                headers.insert(ETAG, tag);
             }
             if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(modified)) {
                 headers.insert(LAST_MODIFIED, date);
@@ -175,10 +176,10 @@ fn etag(len: u64, modified: SystemTime) -> String {
     format!("\"{len:x}-{nanos:x}\"")
 }
 
-/// Whether the client's cached copy is current: `If-None-Match` decides
-/// when present (weak comparison, `*` matches), else `If-Modified-Since`.
-fn not_modified(headers: &HeaderMap, len: u64, modified: SystemTime) -> bool {
-    let current = etag(len, modified);
+/// Whether the client's cached copy (of the file tagged `current`) is
+/// current: `If-None-Match` decides when present (weak comparison, `*`
+/// matches), else `If-Modified-Since`.
+fn not_modified(headers: &HeaderMap, current: &str, modified: SystemTime) -> bool {
     let mut tags = headers.get_all(IF_NONE_MATCH).iter().filter_map(|v| v.to_str().ok()).peekable();
     if tags.peek().is_some() {
         return tags
@@ -245,15 +246,16 @@ mod tests {
         let modified = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let tag = etag(10, modified);
         let mut headers = HeaderMap::new();
-        assert!(!not_modified(&headers, 10, modified));
+        let longer = etag(11, modified);
+        assert!(!not_modified(&headers, &tag, modified));
         headers.insert(IF_NONE_MATCH, HeaderValue::from_str(&format!("\"x\", W/{tag}")).unwrap());
-        assert!(not_modified(&headers, 10, modified));
-        assert!(!not_modified(&headers, 11, modified), "a changed length is a changed file");
+        assert!(not_modified(&headers, &tag, modified));
+        assert!(!not_modified(&headers, &longer, modified), "a changed length is a changed file");
         headers.insert(IF_MODIFIED_SINCE, HeaderValue::from_str(&httpdate::fmt_http_date(modified)).unwrap());
         headers.insert(IF_NONE_MATCH, HeaderValue::from_static("\"other\""));
-        assert!(!not_modified(&headers, 10, modified), "If-None-Match decides when present");
+        assert!(!not_modified(&headers, &tag, modified), "If-None-Match decides when present");
         headers.remove(IF_NONE_MATCH);
-        assert!(not_modified(&headers, 10, modified));
-        assert!(!not_modified(&headers, 10, modified + Duration::from_secs(1)));
+        assert!(not_modified(&headers, &tag, modified));
+        assert!(!not_modified(&headers, &tag, modified + Duration::from_secs(1)));
     }
 }

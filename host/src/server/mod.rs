@@ -29,7 +29,7 @@ mod wire;
 use crate::config::ServerConfig;
 use crate::endpoint::EndpointHandle;
 use crate::log_limit::LogLimit;
-use crate::manifest::{Deflate, StaticFiles};
+use crate::manifest::{Deflate, Manifest, StaticFiles};
 use crate::session::SessionId;
 use arc_swap::ArcSwap;
 use std::collections::HashMap;
@@ -57,6 +57,14 @@ pub struct Route {
     pub files: Option<Arc<StaticFiles>>,
     /// permessage-deflate, if the plugin enables it.
     pub deflate: Option<Deflate>,
+}
+
+impl Route {
+    /// What the plugin of `manifest` serves through `endpoint`.
+    pub fn new(endpoint: EndpointHandle, manifest: &Manifest) -> Self {
+        let files = manifest.static_files.clone().map(Arc::new);
+        Self { endpoint, files, deflate: manifest.deflate.clone() }
+    }
 }
 
 /// What every connection task shares.

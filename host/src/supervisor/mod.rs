@@ -365,15 +365,9 @@ impl Supervisor {
     }
 
     fn publish_routes(&self) {
-        let routes: Routes = self
-            .plugins
-            .values()
-            .map(|m| {
-                let files = m.manifest.static_files.clone().map(Arc::new);
-                let deflate = m.manifest.deflate.clone();
-                (m.manifest.route.clone(), Route { endpoint: m.endpoint.handle(), files, deflate })
-            })
-            .collect();
+        let routes =
+            self.plugins.values().map(|m| (m.manifest.route.clone(), Route::new(m.endpoint.handle(), &m.manifest)));
+        let routes: Routes = routes.collect();
         self.routes.store(Arc::new(routes));
         let served = self.plugins.values().map(|m| Served {
             name: m.manifest.name.clone(),
