@@ -1,20 +1,22 @@
-//! The endpoint's thread: owns the plugin's store, takes events in order and
+//! An instance's thread: owns the plugin's store, takes events in order and
 //! calls the plugin synchronously; swaps in new versions and retires the
-//! endpoint at event boundaries.
+//! endpoint at event boundaries, and hands the fan-outs its plugin made to
+//! the endpoint's other instances.
 //!
 //! The session registry lives in the store ([`HostState`]), live or dead:
 //! after a trap the dead store still holds it, and [`super::recovery`]
 //! moves it into the fresh instance's store.
 
-use super::queue::EventRx;
+use super::queue::{EventRx, EventTx};
 use super::recovery::TrapWindow;
-use super::{AdmissionControl, Event, SwapError, SwapReport};
+use super::{AdmissionControl, Event};
 use crate::log_limit::LogLimit;
 use crate::runtime::{CompiledPlugin, Exports, HostState, arm_call};
 use crate::session::{
-    CloseCode, NewSession, SessionId, Sessions, UpgradeDecision, UpgradeReject, UpgradeRequest, close_frame,
+    CloseCode, Directory, Forward, NewSession, SessionId, Sessions, UpgradeDecision, UpgradeReject, UpgradeRequest,
+    close_frame,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Instant;
 use wasmtime::Store;
 
@@ -45,6 +47,16 @@ impl Instance {
     }
 }
 
+/// What an endpoint's instances share.
+pub(super) struct Shared {
+    /// The endpoint's admission control, told about back-offs.
+    pub(super) admission: Arc<AdmissionControl>,
+    /// The endpoint's topics.
+    pub(super) directory: Arc<Directory>,
+    /// Every instance's queue, by shard.
+    pub(super) peers: Arc<[Weak<EventTx>]>,
+}
+
 /// The actor's state.
 pub(super) struct Actor {
     /// The version running.
@@ -62,7 +74,17 @@ pub(super) struct Actor {
     retiring: bool,
     /// The live instance's memory once started, for `recycle-above-mib`.
     pub(super) memory_at_start: usize,
+    /// Every instance's queue, for fan-outs to their sessions.
+    peers: Arc<[Weak<EventTx>]>,
 }
+
+/// Fan-outs another instance's queue refused are logged at most once a
+/// second.
+static FORWARD_REFUSED: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
+
+/// How many times its capacity an instance's queue may hold of fan-outs
+/// forwarded by the others before it refuses more (they never wait).
+const FORWARD_SLACK: usize = 4;
 
 /// Upgrade answers the host cannot honour are logged at most once a second.
 static BAD_UPGRADE: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
@@ -82,13 +104,11 @@ fn at_flush(sessions: &mut Sessions, now: Instant) -> Option<Instant> {
 }
 
 impl Actor {
-    /// Makes the first instance; fails if it cannot be made.
-    pub(super) fn new(
-        plugin: Arc<CompiledPlugin>,
-        admission: Arc<AdmissionControl>,
-        rx: EventRx,
-    ) -> anyhow::Result<Self> {
-        let mut sessions = Sessions::new(plugin.name.clone(), &plugin.limits);
+    /// Makes the first instance of shard `shard`; fails if it cannot be
+    /// made.
+    pub(super) fn new(plugin: Arc<CompiledPlugin>, shared: Shared, shard: usize, rx: EventRx) -> anyhow::Result<Self> {
+        let Shared { admission, directory, peers } = shared;
+        let mut sessions = Sessions::sharded(plugin.name.clone(), &plugin.limits, directory, shard);
         sessions.set_metrics(admission.metrics.clone());
         let mut store = plugin.store(sessions);
         let exports = plugin.start(&mut store).map_err(|e| anyhow::anyhow!("instantiation failed: {e:#}"))?;
@@ -101,6 +121,7 @@ impl Actor {
             admission,
             rx,
             retiring: false,
+            peers,
         })
     }
 
@@ -112,12 +133,12 @@ impl Actor {
         while let Some(event) = self.rx.next_batched(|now| at_flush(self.instance.sessions(), now)) {
             match event {
                 Event::Shutdown => break,
-                Event::Swap { plugin, done } => {
-                    let _ = done.send(self.swap(plugin));
-                }
+                Event::Swap { plugin, done, commit } => self.swap(plugin, done, commit),
                 Event::Retire => self.retire(),
+                Event::Deliver(delivery) => self.sessions().deliver(&delivery),
                 event => self.handle(event),
             }
+            self.forward();
             if self.grown_too_far() && self.rx.is_idle() {
                 self.recycle();
             }
@@ -167,7 +188,7 @@ impl Actor {
                 }
             }
             Event::Disconnected { id } => self.disconnect(id),
-            Event::Shutdown | Event::Swap { .. } | Event::Retire => {}
+            Event::Shutdown | Event::Swap { .. } | Event::Retire | Event::Deliver(_) => {}
         }
     }
 
@@ -221,80 +242,29 @@ impl Actor {
         self.sessions().close_all(&close_frame(CloseCode::Away, "plugin removed"));
     }
 
-    /// Replaces the running version with `new` at this event boundary: the
-    /// old instance's `snapshot` goes to the new one's `restore` with the
-    /// live sessions. If the new version cannot start or traps in
-    /// `restore`, the old one keeps serving, untouched.
-    fn swap(&mut self, new: Arc<CompiledPlugin>) -> Result<SwapReport, SwapError> {
-        let started = Instant::now();
-        self.replace_instance(&new)?;
-        self.plugin = new;
-        self.admission.set_upgrade_hook(self.plugin.has_upgrade_hook());
-        self.traps.clear();
-        self.admission.replace_limits(self.plugin.limits.clone());
-        self.admission.stop_refusing();
-        Ok(SwapReport { sessions: self.sessions().len(), switch: started.elapsed() })
-    }
-
-    /// A fresh instance of `plugin` in place of the running one, handed the
-    /// live sessions and the old one's `snapshot`.
-    fn replace_instance(&mut self, plugin: &CompiledPlugin) -> Result<(), SwapError> {
-        let state = self.snapshot();
-        let mut store = plugin.store(self.sessions().fork(plugin.name.clone(), &plugin.limits));
-        let exports = plugin.start(&mut store).map_err(SwapError::Start)?;
-        super::recovery::call_restore(&mut store, &exports, state.as_deref()).map_err(SwapError::Restore)?;
-        self.memory_at_start = store.data().memory_bytes();
-        // The old store goes: its pending wake-ups are flushed as it drops.
-        self.instance = Instance { store: Box::new(store), state: InstanceState::Live(exports) };
-        Ok(())
-    }
-
-    /// Whether the live instance's memory has grown `recycle-above-mib` past
-    /// its size after start.
-    fn grown_too_far(&self) -> bool {
-        let above = self.plugin.limits.recycle_above_mib as usize * (1 << 20);
-        above > 0
-            && matches!(self.instance.state, InstanceState::Live(_))
-            && self.instance.store.data().memory_bytes() > self.memory_at_start + above
-    }
-
-    /// Replaces an instance whose memory grew too far with a fresh one of
-    /// the same version (the endpoint is idle); the sessions and the
-    /// `snapshot` state carry over.
-    fn recycle(&mut self) {
-        let grown = self.instance.store.data().memory_bytes() >> 20;
-        let plugin = self.plugin.clone();
-        match self.replace_instance(&plugin) {
-            Ok(()) => tracing::info!(
-                memory_mib = grown,
-                fresh_mib = self.memory_at_start >> 20,
-                "recycled the instance: its memory grew past limits.recycle-above-mib"
-            ),
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot recycle the instance; it keeps serving");
-                // Not again until it grows further.
-                self.memory_at_start = self.instance.store.data().memory_bytes();
-            }
+    /// Hands the fan-outs of the last event to the other instances, in
+    /// order. A queue that refuses (far past its capacity) loses them for
+    /// its sessions: fan-out is best effort, as a full session queue is.
+    fn forward(&mut self) {
+        let sessions = self.instance.store.data_mut().sessions();
+        if !sessions.has_forwards() {
+            return;
         }
-    }
-
-    /// The running instance's state for its successor; `None` if it has no
-    /// `lifecycle` export, is down, or traps while taking the snapshot.
-    fn snapshot(&mut self) -> Option<Vec<u8>> {
-        let InstanceState::Live(exports) = &self.instance.state else {
-            return None;
-        };
-        let store = &mut *self.instance.store;
-        arm_call(store);
-        match exports.snapshot(store)? {
-            Ok(state) => Some(state),
-            Err(err) => {
-                tracing::error!(
-                    error = format!("{err:#}"),
-                    "snapshot trapped; the new version starts without the old state"
-                );
-                self.instance.state = InstanceState::Down { retry_at: Instant::now() };
-                None
+        for Forward { mut shards, delivery } in sessions.take_forwards() {
+            while shards != 0 {
+                let shard = shards.trailing_zeros() as usize;
+                shards &= shards - 1;
+                let Some(peer) = self.peers.get(shard).and_then(Weak::upgrade) else { continue };
+                let limit = peer.capacity() * FORWARD_SLACK;
+                if !peer.push_now(super::Event::Deliver(Box::new(delivery.clone())), limit)
+                    && let Some(held_back) = FORWARD_REFUSED.allow()
+                {
+                    tracing::warn!(
+                        held_back,
+                        instance = shard,
+                        "an instance's queue is full; a fan-out skipped its sessions"
+                    );
+                }
             }
         }
     }

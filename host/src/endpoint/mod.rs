@@ -1,27 +1,42 @@
-//! An endpoint: one plugin instance serving one route, run as an actor.
+//! An endpoint: the plugin instances serving one route, each run as an
+//! actor on a thread of its own.
 //!
-//! Connection tasks send [`Event`]s into the endpoint's bounded queue; the
-//! endpoint's own thread takes them in order and calls the plugin
+//! Connection tasks send [`Event`]s into their instance's bounded queue;
+//! the instance's thread takes them in order and calls the plugin
 //! synchronously (the cheapest way into wasm), and the plugin's writes go to
 //! the sessions' outbound queues ([`crate::session`]) without blocking.
+//!
+//! An endpoint runs `instances` of them (one by default). Each new session
+//! is placed on one (by its first topic, so that a room's members share an
+//! instance, else in turn) and stays there; each instance has its own store,
+//! limits and trap recovery, and its own sessions. Topics are the
+//! endpoint's: sizes and members are read from the directory they share,
+//! and a fan-out reaches the other instances' sessions as a
+//! [`Event::Deliver`] in their queues. A swap replaces every instance at an
+//! event boundary, or none.
 //!
 //! - [`actor`]: the thread's event loop: dispatch, swap, retire.
 //! - [`recovery`]: what a trap leads to: a fresh instance, or a back-off.
 //! - [`queue`]: the endpoint's bounded event queue and its batching policy.
+//! - [`admission`]: who may connect (connection cap, back-off).
+//! - [`versions`]: swaps and recycling.
 
 mod actor;
+mod admission;
 mod queue;
 mod recovery;
+mod versions;
+
+pub use admission::{AdmissionControl, Admitted, Compressing, Refusal};
 
 use crate::config::ServerConfig;
 use crate::manifest::Limits;
 use crate::metrics::RouteMetrics;
 use crate::runtime::CompiledPlugin;
-use crate::session::{NewSession, SessionId, UpgradeDecision, UpgradeReject, UpgradeRequest};
+use crate::session::{Delivery, Directory, NewSession, SessionId, UpgradeDecision, UpgradeReject, UpgradeRequest};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::Utf8Bytes;
 
@@ -69,12 +84,20 @@ pub enum Event {
         /// The session.
         id: SessionId,
     },
+    /// A fan-out another instance of the endpoint made, for this
+    /// instance's sessions.
+    Deliver(Box<Delivery>),
     /// Replace the plugin with a new version at this event boundary.
     Swap {
         /// The new version.
         plugin: Arc<CompiledPlugin>,
-        /// Where the outcome goes.
+        /// Where the outcome goes (with several instances: whether this one
+        /// is ready to switch).
         done: oneshot::Sender<Result<SwapReport, SwapError>>,
+        /// With several instances: whether to switch, once every instance
+        /// is ready (the thread waits for it; `false` or a dropped sender
+        /// keeps the old version).
+        commit: Option<std::sync::mpsc::Receiver<bool>>,
     },
     /// The plugin is being removed: close every session with 1001, then stop.
     Retire,
@@ -110,87 +133,16 @@ pub enum SwapError {
 #[error("the endpoint is not running")]
 pub struct EndpointGone;
 
-/// Who may connect to an endpoint: its connection cap and back-off, shared
-/// by the network side (which admits) and the actor (which backs off).
-#[derive(Debug)]
-pub struct AdmissionControl {
-    /// The plugin's name.
-    pub name: Arc<str>,
-    /// The plugin's limits (replaced when a new version is swapped in).
-    limits: arc_swap::ArcSwap<Limits>,
-    /// Connections admitted and not yet ended.
-    connections: AtomicUsize,
-    /// Of those, the compressed ones (each holds deflate contexts).
-    compressed: AtomicUsize,
-    /// While the endpoint backs off after repeated traps: until when.
-    refusing_until: Mutex<Option<Instant>>,
-    /// Whether the running version has an upgrade hook: without one, the
-    /// handshake does not wait for the endpoint's thread.
-    upgrade_hook: AtomicBool,
-    /// The route's counters.
-    pub metrics: RouteMetrics,
-}
-
-impl AdmissionControl {
-    /// The new version's limits, for connections made from now on.
-    pub(crate) fn replace_limits(&self, limits: Arc<Limits>) {
-        self.limits.store(limits);
-    }
-
-    /// Accepts connections again (a new version replaced a crashing one).
-    pub(crate) fn stop_refusing(&self) {
-        *self.refusing_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    }
-
-    /// Notes whether the version now running has an upgrade hook.
-    pub(crate) fn set_upgrade_hook(&self, hook: bool) {
-        self.upgrade_hook.store(hook, Ordering::Release);
-    }
-
-    /// Refuses new connections until `until`.
-    pub(crate) fn refuse_until(&self, until: Instant) {
-        *self.refusing_until.lock().unwrap_or_else(|e| e.into_inner()) = Some(until);
-    }
-}
-
-/// Why a connection was not admitted (answered with 503).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    /// The endpoint has `max-connections` live connections.
-    #[error("endpoint is at its connection limit")]
-    Full,
-    /// The plugin kept crashing; the endpoint is backing off.
-    #[error("endpoint is backing off after repeated plugin crashes")]
-    BackingOff,
-}
-
-/// Counts one admitted connection until dropped.
-#[derive(Debug)]
-pub struct Admitted(Arc<AdmissionControl>);
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// Counts one compressed session until dropped.
-#[derive(Debug)]
-pub struct Compressing(Arc<AdmissionControl>);
-
-impl Drop for Compressing {
-    fn drop(&mut self) {
-        self.0.compressed.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
-/// A cheap, cloneable way to send events to an endpoint.
+/// A cheap, cloneable way to send events to an endpoint: to the instance a
+/// session was placed on ([`place`](Self::place)), else to the first.
 #[derive(Clone)]
 pub struct EndpointHandle {
     /// The endpoint's admission control (and the plugin's name and limits).
     info: Arc<AdmissionControl>,
-    /// Its event queue.
-    tx: Arc<queue::EventTx>,
+    /// Each instance's event queue.
+    queues: Arc<[Arc<queue::EventTx>]>,
+    /// The instance this handle sends to.
+    instance: usize,
 }
 
 impl std::fmt::Debug for EndpointHandle {
@@ -217,35 +169,18 @@ impl EndpointHandle {
 
     /// Whether the endpoint is backing off after repeated traps.
     pub fn backed_off(&self) -> bool {
-        let until = self.info.refusing_until.lock().unwrap_or_else(|e| e.into_inner());
-        until.is_some_and(|t| Instant::now() < t)
+        self.info.backed_off()
     }
 
     /// Admits one more connection, unless the endpoint is full or backing
     /// off.
     pub fn admit(&self) -> Result<Admitted, Refusal> {
-        {
-            let mut until = self.info.refusing_until.lock().unwrap_or_else(|e| e.into_inner());
-            match *until {
-                Some(t) if Instant::now() < t => return Err(Refusal::BackingOff),
-                Some(_) => *until = None,
-                None => {}
-            }
-        }
-        let max = self.info.limits.load().max_connections;
-        let admitted =
-            self.info.connections.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
-        match admitted {
-            Ok(_) => Ok(Admitted(self.info.clone())),
-            Err(_) => Err(Refusal::Full),
-        }
+        self.info.admit()
     }
 
     /// A place for one more compressed session, if fewer than `max` are.
     pub fn compress(&self, max: usize) -> Option<Compressing> {
-        let counted =
-            self.info.compressed.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < max).then_some(n + 1));
-        counted.ok().map(|_| Compressing(self.info.clone()))
+        self.info.compress(max)
     }
 
     /// The route's counters.
@@ -258,40 +193,80 @@ impl EndpointHandle {
         self.info.upgrade_hook.load(Ordering::Acquire)
     }
 
-    /// Asks the plugin's upgrade hook about `request`. An endpoint that
-    /// went away answers 503.
+    /// How many instances serve the endpoint.
+    pub fn instances(&self) -> usize {
+        self.queues.len()
+    }
+
+    /// The handle a new session sends its events through: to the instance
+    /// that serves the sessions of `key` (its first topic), or with no key
+    /// to each instance in turn.
+    pub fn place(&self, key: Option<&str>) -> EndpointHandle {
+        let n = self.queues.len();
+        let instance = match key {
+            _ if n == 1 => 0,
+            Some(key) => {
+                use std::hash::{BuildHasher, BuildHasherDefault};
+                // Fixed keys (not randomized): a key's instance does not depend on the process.
+                let hash = BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(key);
+                (hash % n as u64) as usize
+            }
+            None => self.info.next_instance.fetch_add(1, Ordering::Relaxed) % n,
+        };
+        EndpointHandle { info: self.info.clone(), queues: self.queues.clone(), instance }
+    }
+
+    /// Asks the plugin's upgrade hook about `request` (in one instance,
+    /// each in turn). An endpoint that went away answers 503.
     pub async fn upgrade(&self, request: UpgradeRequest) -> UpgradeDecision {
         let (reply, decision) = oneshot::channel();
         let gone = || {
             let body = "endpoint is not running\n".to_owned();
             UpgradeDecision::Reject(UpgradeReject { status: 503, headers: Vec::new(), body })
         };
-        if self.send(Event::Upgrade { request: Box::new(request), reply }).await.is_err() {
+        let instance = self.info.next_upgrade.fetch_add(1, Ordering::Relaxed) % self.queues.len();
+        let hook = EndpointHandle { info: self.info.clone(), queues: self.queues.clone(), instance };
+        if hook.send(Event::Upgrade { request: Box::new(request), reply }).await.is_err() {
             return gone();
         }
         decision.await.unwrap_or_else(|_| gone())
     }
 
-    /// Queues an event, waiting while the endpoint's queue is full.
+    /// Queues an event for this handle's instance, waiting while its queue
+    /// is full.
     pub async fn send(&self, event: Event) -> Result<(), EndpointGone> {
-        self.tx.send(event).await.map_err(|_| EndpointGone)
+        self.queues[self.instance].send(event).await.map_err(|_| EndpointGone)
     }
 }
 
-/// A running endpoint: the handle to its queue and its thread.
+/// A running endpoint: the handle to its queues and its threads.
 #[derive(Debug)]
 pub struct Endpoint {
     /// What connection tasks and the supervisor send events through.
     handle: EndpointHandle,
-    /// The actor's thread, joined when the endpoint stops.
-    thread: std::thread::JoinHandle<()>,
+    /// The actors' threads, joined when the endpoint stops.
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Endpoint {
-    /// Instantiates `plugin` and starts its thread. Fails if the first
-    /// instantiation fails (e.g. the component traps in its start function).
-    pub fn start(plugin: Arc<CompiledPlugin>, config: &ServerConfig, metrics: RouteMetrics) -> anyhow::Result<Self> {
-        let (tx, rx) = queue::channel(config.event_queue_capacity);
+    /// Instantiates `plugin` `instances` times (at most
+    /// [`MAX_SHARDS`](crate::session::MAX_SHARDS)) and starts their threads.
+    /// Fails if a first instantiation fails (e.g. the component traps in its
+    /// start function).
+    pub fn start(
+        plugin: &Arc<CompiledPlugin>,
+        config: &ServerConfig,
+        metrics: RouteMetrics,
+        instances: usize,
+    ) -> anyhow::Result<Self> {
+        let instances = instances.clamp(1, crate::session::MAX_SHARDS);
+        let (queues, receivers): (Vec<_>, Vec<_>) = (0..instances)
+            .map(|_| {
+                let (tx, rx) = queue::channel(config.event_queue_capacity);
+                (Arc::new(tx), rx)
+            })
+            .unzip();
+        let queues: Arc<[Arc<queue::EventTx>]> = queues.into();
         let info = Arc::new(AdmissionControl {
             name: plugin.name.clone(),
             limits: arc_swap::ArcSwap::new(plugin.limits.clone()),
@@ -299,11 +274,24 @@ impl Endpoint {
             compressed: AtomicUsize::new(0),
             refusing_until: Mutex::new(None),
             upgrade_hook: AtomicBool::new(false),
+            next_instance: AtomicUsize::new(0),
+            next_upgrade: AtomicUsize::new(0),
             metrics,
         });
-        let actor = actor::Actor::new(plugin, info.clone(), rx)?;
-        let thread = std::thread::Builder::new().name(format!("wasock-ep-{}", info.name)).spawn(move || actor.run())?;
-        Ok(Self { handle: EndpointHandle { info, tx: Arc::new(tx) }, thread })
+        let directory = Directory::new(instances);
+        // Peers are held weakly: the queues end when the endpoint's handles do.
+        let peers: Arc<[std::sync::Weak<queue::EventTx>]> = queues.iter().map(Arc::downgrade).collect();
+        let mut actors = Vec::with_capacity(instances);
+        for (shard, rx) in receivers.into_iter().enumerate() {
+            let shared = actor::Shared { admission: info.clone(), directory: directory.clone(), peers: peers.clone() };
+            actors.push(actor::Actor::new(plugin.clone(), shared, shard, rx)?);
+        }
+        let mut threads = Vec::with_capacity(instances);
+        for actor in actors {
+            let name = format!("wasock-ep-{}", info.name);
+            threads.push(std::thread::Builder::new().name(name).spawn(move || actor.run())?);
+        }
+        Ok(Self { handle: EndpointHandle { info, queues, instance: 0 }, threads })
     }
 
     /// A handle for connection tasks.
@@ -312,32 +300,69 @@ impl Endpoint {
     }
 
     /// Swaps in a new version of the plugin at the next event boundary;
-    /// events queued meanwhile go to the new version, in order.
+    /// events queued meanwhile go to the new version, in order. With several
+    /// instances, each gets ready at its next event boundary (the new
+    /// version started and restored beside the old) and waits until all
+    /// are; then all switch, or, if one could not, none does.
     pub async fn swap(&self, plugin: Arc<CompiledPlugin>) -> Result<SwapReport, SwapError> {
-        let (done, outcome) = oneshot::channel();
-        self.handle.tx.send(Event::Swap { plugin, done }).await.map_err(|_| SwapError::Gone)?;
-        outcome.await.unwrap_or(Err(SwapError::Gone))
+        let queues = &self.handle.queues;
+        if queues.len() == 1 {
+            let (done, outcome) = oneshot::channel();
+            queues[0].send(Event::Swap { plugin, done, commit: None }).await.map_err(|_| SwapError::Gone)?;
+            return outcome.await.unwrap_or(Err(SwapError::Gone));
+        }
+        // Dropping `commits` on an early return tells every waiting instance
+        // to keep the old version.
+        let (mut commits, mut outcomes) = (Vec::new(), Vec::new());
+        for queue in queues.iter() {
+            let (done, outcome) = oneshot::channel();
+            let (commit, decision) = std::sync::mpsc::channel();
+            let swap = Event::Swap { plugin: plugin.clone(), done, commit: Some(decision) };
+            queue.send(swap).await.map_err(|_| SwapError::Gone)?;
+            commits.push(commit);
+            outcomes.push(outcome);
+        }
+        let mut total = SwapReport { sessions: 0, switch: std::time::Duration::ZERO };
+        let mut failed = None;
+        for outcome in outcomes {
+            match outcome.await.unwrap_or(Err(SwapError::Gone)) {
+                Ok(report) => {
+                    total.sessions += report.sessions;
+                    total.switch = total.switch.max(report.switch);
+                }
+                Err(err) => failed = failed.or(Some(err)),
+            }
+        }
+        for commit in commits {
+            let _ = commit.send(failed.is_none());
+        }
+        failed.map_or(Ok(total), Err)
     }
 
     /// Removes the endpoint: closes every session with 1001 (each gets its
     /// `on-disconnected`) and waits until the last has ended.
     pub async fn retire(self) {
-        self.stop(Event::Retire).await;
+        self.stop(|| Event::Retire).await;
     }
 
     /// Ends every remaining session (`on-disconnected` for each), then stops
     /// the thread and waits for it.
     pub async fn shutdown(self) {
-        self.stop(Event::Shutdown).await;
+        self.stop(|| Event::Shutdown).await;
     }
 
-    /// Sends the last event and waits for the thread to finish.
-    async fn stop(self, last: Event) {
-        let _ = self.handle.tx.send(last).await;
+    /// Sends the last event to every instance and waits for their threads
+    /// to finish.
+    async fn stop(self, last: fn() -> Event) {
+        for queue in self.handle.queues.iter() {
+            let _ = queue.send(last()).await;
+        }
         let name = self.handle.info.name.clone();
-        let joined = tokio::task::spawn_blocking(move || self.thread.join()).await;
-        if !matches!(joined, Ok(Ok(()))) {
-            tracing::error!(plugin = %name, "endpoint thread panicked");
+        for thread in self.threads {
+            let joined = tokio::task::spawn_blocking(move || thread.join()).await;
+            if !matches!(joined, Ok(Ok(()))) {
+                tracing::error!(plugin = %name, "endpoint thread panicked");
+            }
         }
     }
 }

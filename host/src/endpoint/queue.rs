@@ -128,6 +128,29 @@ impl EventTx {
     }
 }
 
+impl EventTx {
+    /// Queues `event` now, never waiting: what one endpoint thread hands
+    /// another (a forwarded fan-out) must not block it, or two threads
+    /// forwarding to each other could wait on each other. Refused (`false`)
+    /// once `limit` events are queued or the receiver is gone.
+    pub(super) fn push_now(&self, event: Event, limit: usize) -> bool {
+        let mut state = self.0.lock();
+        if state.closed || state.events.len() >= limit {
+            return false;
+        }
+        state.events.push_back(event);
+        if std::mem::take(&mut state.sleeping) {
+            self.0.arrived.notify_one();
+        }
+        true
+    }
+
+    /// The queue's capacity for connection tasks.
+    pub(super) fn capacity(&self) -> usize {
+        self.0.capacity
+    }
+}
+
 impl Drop for EventTx {
     fn drop(&mut self) {
         let mut state = self.0.lock();
@@ -325,6 +348,18 @@ mod tests {
         assert_eq!(id(rx.recv_until(None).unwrap()), 7);
         pusher.join().unwrap();
         assert_eq!(rx.recv_until(None).err(), Some(TryRecvError::Disconnected), "the sender is gone");
+    }
+
+    #[test]
+    fn a_push_from_another_endpoint_never_waits_but_is_bounded() {
+        let (tx, mut rx) = channel(1);
+        assert!(tx.push_now(event(1), 2));
+        assert!(tx.push_now(event(2), 2), "past the capacity, within the limit");
+        assert!(!tx.push_now(event(3), 2), "past the limit");
+        assert_eq!(id(rx.try_recv().unwrap()), 1);
+        assert_eq!(id(rx.try_recv().unwrap()), 2);
+        drop(rx);
+        assert!(!tx.push_now(event(4), 2), "queued into a dead queue");
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 //! name = "echo"
 //! route = "/echo"
 //! component = "../target/wasm32-wasip2/release/echo.wasm"
+//! instances = 2         # optional; instances serving the route (default 1)
 //!
 //! [build]
 //! command = "cargo build --release --target wasm32-wasip2 -p echo"
@@ -46,6 +47,9 @@ use std::path::{Path, PathBuf};
 
 /// The file name of a manifest inside a plugin directory.
 pub const MANIFEST_FILE: &str = "plugin.toml";
+
+/// Most instances one route may have (sets of them are 64-bit masks).
+pub const MAX_INSTANCES: usize = 64;
 
 /// The only schema version this host reads.
 pub const MANIFEST_VERSION: u32 = 1;
@@ -116,6 +120,10 @@ struct ManifestV1 {
     route: String,
     /// The component file, relative to the plugin directory.
     component: PathBuf,
+    /// How many instances serve the route, each on a thread of its own
+    /// (default 1: one instance sees every session).
+    #[serde(default = "one")]
+    instances: usize,
     /// How to build the component from source; optional.
     #[serde(default)]
     build: Option<BuildV1>,
@@ -131,6 +139,10 @@ struct ManifestV1 {
     /// permessage-deflate; off without the table.
     #[serde(default)]
     deflate: Option<deflate::DeflateV1>,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// The `[build]` table.
@@ -158,6 +170,9 @@ pub struct Manifest {
     pub file: PathBuf,
     /// Absolute or directory-relative path of the component.
     pub component: PathBuf,
+    /// How many instances serve the route (1 to
+    /// [`MAX_INSTANCES`]).
+    pub instances: usize,
     /// The build command, if any.
     pub build: Option<BuildCommand>,
     /// The sandbox's limits.
@@ -210,6 +225,9 @@ impl Manifest {
         if raw.component.as_os_str().is_empty() {
             return Err(invalid("component", "must name the component file"));
         }
+        if !(1..=MAX_INSTANCES).contains(&raw.instances) {
+            return Err(invalid("instances", &format!("must be 1 to {MAX_INSTANCES}")));
+        }
         raw.limits.validate().map_err(|(field, reason)| invalid(field, reason))?;
         let grants = raw.grants.resolve(dir).map_err(|(field, reason)| invalid(field, &reason))?;
         let static_files =
@@ -226,6 +244,7 @@ impl Manifest {
             name: raw.name,
             route: raw.route,
             component: dir.join(raw.component),
+            instances: raw.instances,
             dir: dir.to_path_buf(),
             file,
             build,
@@ -321,6 +340,8 @@ mod tests {
             (GOOD.replace("\"echo\"", "\"Echo!\""), "field `name`: must be non-empty"),
             (GOOD.replace("= 1", "= 2"), "manifest-version 2 is not supported"),
             (GOOD.replace("echo.wasm", ""), "field `component`: must name"),
+            (format!("{GOOD}instances = 0\n"), "field `instances`: must be 1 to 64"),
+            (format!("{GOOD}instances = 65\n"), "field `instances`: must be 1 to 64"),
             (GOOD.replace("name = \"echo\"\n", ""), "missing field `name`"),
         ];
         for (text, want) in cases {

@@ -24,7 +24,9 @@ pub mod upgrade;
 pub use close::{CloseCode, close_frame, plugin_close_frame};
 pub use link::{SessionRx, SessionTx, SessionWaker, Signal, Wakes, link};
 pub use outbound::QueueError;
-pub use registry::{AttachError, Audience, Sessions, Subscribed};
+pub use registry::{
+    AttachError, Audience, Delivery, Directory, Forward, MAX_SHARDS, Sessions, Shard, ShardSet, Subscribed, Target,
+};
 pub use upgrade::{Header, UpgradeAccept, UpgradeDecision, UpgradeReject, UpgradeRequest};
 
 /// Identifies one connection for the life of the server; never reused, and

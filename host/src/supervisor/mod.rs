@@ -322,6 +322,12 @@ impl Supervisor {
                             switch_us = swap.switch.as_micros() as u64, sessions = swap.sessions,
                             "swapped in a new version"
                         );
+                        if manifest.instances != cur.endpoint.handle().instances() {
+                            tracing::warn!(
+                                plugin = %manifest.name, running = cur.endpoint.handle().instances(), asked = manifest.instances,
+                                "`instances` changed: a swap keeps the running instances (their sessions stay where they are); the new count applies when the server restarts"
+                            );
+                        }
                         if cur.manifest.route != manifest.route {
                             tracing::info!(plugin = %manifest.name, from = %cur.manifest.route, to = %manifest.route, "route moved");
                         }
@@ -345,7 +351,8 @@ impl Supervisor {
                     report.removed.push(prev.manifest.name.clone());
                     tokio::spawn(prev.endpoint.retire());
                 }
-                let endpoint = Endpoint::start(plugin.clone(), &self.config, self.metrics.route(&manifest.route))
+                let metrics = self.metrics.route(&manifest.route);
+                let endpoint = Endpoint::start(&plugin, &self.config, metrics, manifest.instances)
                     .map_err(|error| ReloadError::Start { name: manifest.name.clone(), error })?;
                 tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, load_ms, origin = ?plugin.origin, "serving");
                 report.added.push(manifest.name.clone());

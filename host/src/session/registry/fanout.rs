@@ -2,12 +2,19 @@
 //! endpoint, to a topic's members; and the full-queue policy they all apply
 //! (`on-queue-full = "close"`: a queue that refuses writes for longer than
 //! the grace closes its session with 1008, on its own timer).
+//!
+//! A fan-out reaches this shard's sessions at once and leaves a [`Forward`]
+//! for every other shard with sessions in its audience; each shard writes to
+//! its own sessions only, so the full-queue policy stays with the registry
+//! that owns the session, and the messages of one publisher reach a shard
+//! in the order they were published.
 
-use super::{Entry, Policy, Sessions};
+use super::{Entry, Policy, Sessions, ShardSet};
 use crate::manifest::QueueFull;
 use crate::session::SessionId;
 use crate::session::close::{CloseCode, close_frame};
 use crate::session::outbound::QueueError;
+use std::sync::Arc;
 use std::time::Instant;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -18,6 +25,35 @@ pub enum Audience<'a> {
     All,
     /// Every member of a topic.
     Topic(&'a str),
+}
+
+/// Who a fan-out forwarded to another shard goes to there.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Every open session.
+    All,
+    /// Every member of a topic.
+    Topic(Arc<str>),
+}
+
+/// A fan-out for the sessions of one shard.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// Its audience.
+    pub target: Target,
+    /// The message.
+    pub msg: Message,
+    /// A session it skips.
+    pub except: Option<SessionId>,
+}
+
+/// A fan-out that other shards must deliver.
+#[derive(Debug)]
+pub struct Forward {
+    /// The shards.
+    pub shards: ShardSet,
+    /// What each delivers.
+    pub delivery: Delivery,
 }
 
 impl Sessions {
@@ -42,9 +78,45 @@ impl Sessions {
         result
     }
 
-    /// Queues a message to every open session of `audience` but `except`;
-    /// returns how many took it.
+    /// Queues a message to every open session of `audience` but `except`,
+    /// in every shard: to this shard's sessions now, to the others' through
+    /// a [`Forward`]. Returns how many of this shard's sessions took it.
     pub fn fan_out(&mut self, audience: Audience<'_>, msg: &Message, except: Option<SessionId>) -> u32 {
+        let (sent, others) = self.deliver_here(audience, msg, except);
+        if others != 0 {
+            let target = match audience {
+                Audience::All => Target::All,
+                Audience::Topic(topic) => Target::Topic(topic.into()),
+            };
+            let delivery = Delivery { target, msg: msg.clone(), except };
+            self.forwards.push(Forward { shards: others, delivery });
+        }
+        sent
+    }
+
+    /// Delivers a fan-out another shard forwarded to this shard's sessions.
+    pub fn deliver(&mut self, delivery: &Delivery) {
+        let audience = match &delivery.target {
+            Target::All => Audience::All,
+            Target::Topic(topic) => Audience::Topic(topic),
+        };
+        self.deliver_here(audience, &delivery.msg, delivery.except);
+    }
+
+    /// The fan-outs other shards must deliver, oldest first.
+    pub fn take_forwards(&mut self) -> impl Iterator<Item = Forward> + '_ {
+        self.forwards.drain(..)
+    }
+
+    /// Whether fan-outs wait to be forwarded.
+    pub fn has_forwards(&self) -> bool {
+        !self.forwards.is_empty()
+    }
+
+    /// Queues a message to this shard's open sessions of `audience` but
+    /// `except`; returns how many took it, and the other shards that have
+    /// sessions in the audience.
+    fn deliver_here(&mut self, audience: Audience<'_>, msg: &Message, except: Option<SessionId>) -> (u32, ShardSet) {
         let (mut sent, mut refused) = (0, 0u32);
         let (mut slow, mut first_full) = (Vec::new(), None);
         let mut deliver = |id: SessionId, entry: &mut Entry, wakes: &mut _| {
@@ -63,20 +135,22 @@ impl Sessions {
                 Full::No => {}
             }
         };
-        match audience {
+        let others = match audience {
             Audience::All => {
                 for (id, entry) in self.live.iter_mut() {
                     deliver(*id, entry, &mut self.wakes);
                 }
+                self.directory.all_but(self.shard)
             }
             Audience::Topic(topic) => {
-                for id in self.topics.members(topic) {
-                    if let Some(entry) = self.live.get_mut(&id) {
-                        deliver(id, entry, &mut self.wakes);
+                let (live, wakes) = (&mut self.live, &mut self.wakes);
+                self.directory.local_members(self.shard, topic, |id| {
+                    if let Some(entry) = live.get_mut(&id) {
+                        deliver(id, entry, wakes);
                     }
-                }
+                })
             }
-        }
+        };
         if let Some(since) = first_full {
             self.note_full(since);
         }
@@ -86,7 +160,7 @@ impl Sessions {
         for id in slow {
             self.close_slow(id);
         }
-        sent
+        (sent, others)
     }
 
     /// A queue refused a write at `since`: its grace runs out then.

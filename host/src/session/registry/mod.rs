@@ -13,13 +13,20 @@
 //!
 //! - `fanout`: writes to one session, the endpoint or a topic, and the
 //!   full-queue policy.
-//! - `topics`: topic memberships.
+//! - `topics`: topic memberships, in the [`Directory`] the endpoint's
+//!   instances share.
+//!
+//! An endpoint may run several instances (shards), each with a registry of
+//! its own sessions; what crosses them goes through the shared directory
+//! (topic sizes, members and their attachments) or is left in
+//! [`Sessions::take_forwards`] for the endpoint to hand to the other shards
+//! (fan-out to their members).
 
 mod fanout;
 mod topics;
 
-pub use fanout::Audience;
-pub use topics::Subscribed;
+pub use fanout::{Audience, Delivery, Forward, Target};
+pub use topics::{Directory, MAX_SHARDS, Shard, ShardSet, Subscribed};
 
 use super::close::plugin_close_frame;
 use super::link::{SessionTx, Wakes};
@@ -32,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use topics::{Membership, Topics};
+use topics::Membership;
 
 /// What the host keeps about one live session.
 #[derive(Debug, Clone)]
@@ -51,8 +58,9 @@ struct Entry {
     borrow_rep: u32,
     /// `close` was called: writes fail and events are no longer delivered.
     closing: bool,
-    /// The plugin's per-session bytes, kept across instances.
-    attachment: Option<Box<[u8]>>,
+    /// The plugin's per-session bytes, kept across instances (and shared
+    /// with the topic directory, which shows them to every shard).
+    attachment: Option<Arc<[u8]>>,
     /// Since when the outbound queue has been refusing writes.
     full_since: Option<Instant>,
     /// The topics it is in, in join order.
@@ -78,8 +86,12 @@ pub struct Sessions {
     live: BTreeMap<SessionId, Entry>,
     /// Handle rep -> session id, for every handle the instance holds.
     handles: slab::Slab<SessionId>,
-    /// Topic memberships.
-    topics: Topics,
+    /// The endpoint's topics, shared with its other shards.
+    directory: Arc<Directory>,
+    /// Which of the endpoint's instances this registry serves.
+    shard: Shard,
+    /// Fan-outs that other shards must deliver to their members.
+    forwards: Vec<Forward>,
     /// Connections to wake once the current batch of events is done.
     wakes: Wakes,
     /// When the earliest full queue's grace may run out (under
@@ -102,12 +114,21 @@ pub enum AttachError {
 }
 
 impl Sessions {
-    /// An empty registry applying `limits` (for `plugin`'s log lines).
+    /// An empty registry of an endpoint with one instance, applying
+    /// `limits` (for `plugin`'s log lines).
     pub fn new(plugin: Arc<str>, limits: &Limits) -> Self {
+        Self::sharded(plugin, limits, Directory::new(1), 0)
+    }
+
+    /// An empty registry for instance `shard` of an endpoint whose topics
+    /// are in `directory`.
+    pub fn sharded(plugin: Arc<str>, limits: &Limits, directory: Arc<Directory>, shard: Shard) -> Self {
         Self {
             live: BTreeMap::new(),
             handles: slab::Slab::new(),
-            topics: Topics::default(),
+            directory,
+            shard,
+            forwards: Vec::new(),
             wakes: Wakes::default(),
             full_deadline: None,
             policy: Policy {
@@ -131,7 +152,7 @@ impl Sessions {
     pub fn insert(&mut self, session: NewSession) -> u32 {
         let NewSession { id, path, query, peer, protocol, tx, attachment, topics } = session;
         let borrow_rep = self.new_handle(id);
-        let attachment = attachment.map(Vec::into_boxed_slice);
+        let attachment = attachment.map(Arc::from);
         let entry = Entry {
             path,
             query,
@@ -153,12 +174,13 @@ impl Sessions {
 
     /// A copy of this registry for a new plugin version: the same sessions
     /// (and outbound queues and attachments) with a fresh handle table, under
-    /// the new version's limits. The original stays intact, so the old
-    /// version can keep serving if the new one fails to start.
+    /// the new version's limits, sharing the topic directory. The original
+    /// stays intact, so the old version can keep serving if the new one
+    /// fails to start (topics joined or left by a `restore` that then traps
+    /// stay as it left them: the directory is the endpoint's).
     pub fn fork(&self, plugin: Arc<str>, limits: &Limits) -> Self {
-        let mut fork = Self::new(plugin, limits);
+        let mut fork = Self::sharded(plugin, limits, self.directory.clone(), self.shard);
         fork.live = self.live.clone();
-        fork.topics = self.topics.clone();
         fork.metrics = self.metrics.clone();
         fork.reset_handles();
         fork.full_deadline = fork.earliest_full_deadline();
@@ -171,7 +193,7 @@ impl Sessions {
         if let Some(entry) = self.live.remove(&id) {
             self.handles.try_remove(entry.borrow_rep as usize);
             for membership in &entry.topics {
-                self.topics.leave(membership);
+                self.directory.leave(self.shard, membership);
             }
         }
     }
@@ -267,7 +289,8 @@ impl Sessions {
             return Err(AttachError::TooLarge);
         }
         let entry = self.live.get_mut(&id).ok_or(AttachError::Closed)?;
-        entry.attachment = Some(data.into_boxed_slice());
+        entry.attachment = Some(data.into());
+        self.attachment_changed(id);
         Ok(())
     }
 
