@@ -17,6 +17,7 @@
 //! ```
 
 use crate::admin::{self, AdminState};
+use crate::cluster::Cluster;
 use crate::config::ServerConfig;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
@@ -47,6 +48,9 @@ pub enum StartError {
     /// The file watcher could not be set up.
     #[error("cannot watch the plugin paths: {0}")]
     Watch(#[source] anyhow::Error),
+    /// The cluster cannot be joined.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// How to run a server: the plugins, the settings, the address.
@@ -68,9 +72,18 @@ pub struct ServerBuilder {
     tls: Option<crate::server::tls::TlsFiles>,
     /// Where the admin listener listens, if anywhere.
     admin: Option<SocketAddr>,
+    /// The NATS server of the cluster to join, if any.
+    cluster: Option<String>,
 }
 
 impl ServerBuilder {
+    /// Joins the cluster of the NATS server at `url` (`nats://HOST:PORT`;
+    /// none by default; see [`crate::cluster`]).
+    pub fn cluster(mut self, url: Option<String>) -> Self {
+        self.cluster = url;
+        self
+    }
+
     /// Serves `/healthz`, `/readyz` and `/status` on `addr` (off by default;
     /// see [`crate::admin`]).
     pub fn admin(mut self, addr: Option<SocketAddr>) -> Self {
@@ -135,6 +148,13 @@ impl ServerBuilder {
             }
             None => None,
         };
+        let cluster = match &self.cluster {
+            Some(url) => Some(Cluster::join(url, supervisor.routes()).await?),
+            None => None,
+        };
+        if let Some(cluster) = &cluster {
+            supervisor.set_uplink(cluster.uplink());
+        }
         let initial_load = supervisor.reload(if self.build { Rebuild::All } else { Rebuild::None }).await;
         admin_state.set_loaded();
         let listener = server::bind(self.listen, config.listen_backlog)
@@ -155,6 +175,7 @@ impl ServerBuilder {
             supervisor,
             stop,
             task,
+            cluster,
         })
     }
 }
@@ -182,6 +203,8 @@ pub struct Server {
     stop: CancellationToken,
     /// The accept loop; ends once every session has closed.
     task: JoinHandle<()>,
+    /// The cluster it is a node of, if any.
+    cluster: Option<Cluster>,
 }
 
 impl Server {
@@ -196,6 +219,7 @@ impl Server {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             tls: None,
             admin: None,
+            cluster: None,
         }
     }
 
@@ -247,6 +271,9 @@ impl Server {
             tracing::error!("the accept loop panicked");
         }
         self.supervisor.stop().await.shutdown().await;
+        if let Some(cluster) = self.cluster {
+            cluster.leave().await;
+        }
         drop(self.admin_stop);
     }
 }

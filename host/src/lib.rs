@@ -20,11 +20,12 @@
 //!   the compiled plugin, plugin stdout/stderr.
 //! - [`plugins`]: plugins on disk: discovery, build commands, reading and
 //!   compiling components (the one way `serve`, `check` and tests load).
-//! - [`endpoint`]: one plugin instance as an actor: its event queue, its
-//!   event loop, trap recovery.
+//! - [`endpoint`]: a route's plugin instances, each an actor on a thread:
+//!   event queues, event loops, trap recovery, swaps.
 //! - [`server`]: the network side: accept loop, TLS, HTTP upgrade (and the
 //!   plugin's upgrade hook), plugins' static files, one task per WebSocket
 //!   connection, graceful shutdown.
+//! - [`cluster`]: many servers as one over NATS (`--cluster`).
 //! - [`supervisor`]: keeps the served plugins in line with the disk: adds,
 //!   hot-swaps (without dropping clients), moves and removes endpoints.
 //! - [`admin`]: the admin listener (`/healthz`, `/readyz`, `/status`,
@@ -35,6 +36,7 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod endpoint;
 pub mod log_limit;

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 /// Bottom first.
-const LAYERS: [&str; 13] = [
+const LAYERS: [&str; 14] = [
     "log_limit",
     "metrics",
     "manifest",
@@ -15,6 +15,7 @@ const LAYERS: [&str; 13] = [
     "plugins",
     "endpoint",
     "server",
+    "cluster",
     "supervisor",
     "admin",
     "app",

@@ -138,6 +138,15 @@ impl Served {
     }
 }
 
+impl Served {
+    /// Kills the server (SIGKILL: no closing handshake, no goodbye) and
+    /// waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Served {
     fn drop(&mut self) {
         let _ = self.child.kill();

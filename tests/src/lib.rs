@@ -17,6 +17,7 @@
 
 pub mod cli;
 pub mod http;
+pub mod nats;
 pub mod raw;
 mod swap;
 

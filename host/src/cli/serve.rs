@@ -36,6 +36,10 @@ pub struct Serve {
     /// The private key of --tls-cert (PEM).
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Join the cluster of this NATS server (nats://HOST:PORT): topics and
+    /// broadcasts reach the sessions of every node (off unless given).
+    #[arg(long, value_name = "URL")]
+    cluster: Option<String>,
     /// Seconds a stopping server reports not-ready (/readyz 503) while still
     /// serving, before it closes sessions [default: 0].
     #[arg(long)]
@@ -128,6 +132,7 @@ impl Serve {
             (Some(cert), Some(key)) => Some(crate::server::tls::TlsFiles { cert, key }),
             _ => file.and_then(|f| f.tls.clone()).map(|t| crate::server::tls::TlsFiles { cert: t.cert, key: t.key }),
         };
+        let cluster = self.cluster.or_else(|| file.and_then(|f| f.cluster.clone()));
         let build = self.build || file.and_then(|f| f.build).unwrap_or(false);
         let watch = !self.no_watch && file.and_then(|f| f.watch).unwrap_or(true);
         let cache = self.cache.or_file(file.map(|f| &f.cache));
@@ -142,6 +147,7 @@ impl Serve {
                 .listen(listen)
                 .admin(admin)
                 .tls(tls)
+                .cluster(cluster)
                 .start()
                 .await?;
             let addr = server.local_addr();

@@ -7,6 +7,7 @@
 //! listen = "0.0.0.0:8080"
 //! admin = "127.0.0.1:9090"
 //! plugins = ["plugins"]          # relative to this file
+//! cluster = "nats://10.0.0.5:4222"  # optional: join a cluster
 //!
 //! [tls]
 //! cert = "cert.pem"
@@ -57,6 +58,8 @@ struct Raw {
     watch: Option<bool>,
     /// Serve `wss://`.
     tls: Option<Tls>,
+    /// Join the cluster of this NATS server (`nats://HOST:PORT`).
+    cluster: Option<String>,
     /// The compile cache.
     #[serde(default)]
     cache: Cache,
@@ -127,6 +130,8 @@ pub struct ConfigFile {
     pub watch: Option<bool>,
     /// `[tls]`, resolved.
     pub tls: Option<Tls>,
+    /// `cluster`.
+    pub cluster: Option<String>,
     /// `[cache]`, resolved.
     pub cache: Cache,
     /// `[limits]`.
@@ -159,6 +164,7 @@ impl ConfigFile {
             build: raw.build,
             watch: raw.watch,
             tls: raw.tls.map(|t| Tls { cert: resolve(t.cert), key: resolve(t.key) }),
+            cluster: raw.cluster,
             cache: Cache { dir: raw.cache.dir.map(resolve), enabled: raw.cache.enabled },
             limits: raw.limits,
         })

@@ -84,7 +84,7 @@ static FORWARD_REFUSED: LogLimit = LogLimit::new(std::time::Duration::from_secs(
 
 /// How many times its capacity an instance's queue may hold of fan-outs
 /// forwarded by the others before it refuses more (they never wait).
-const FORWARD_SLACK: usize = 4;
+pub(super) const FORWARD_SLACK: usize = 4;
 
 /// Upgrade answers the host cannot honour are logged at most once a second.
 static BAD_UPGRADE: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));

@@ -33,7 +33,9 @@ use crate::config::ServerConfig;
 use crate::manifest::Limits;
 use crate::metrics::RouteMetrics;
 use crate::runtime::CompiledPlugin;
-use crate::session::{Delivery, Directory, NewSession, SessionId, UpgradeDecision, UpgradeReject, UpgradeRequest};
+use crate::session::{
+    Delivery, Directory, NewSession, SessionId, UpgradeDecision, UpgradeReject, UpgradeRequest, Uplink,
+};
 use bytes::Bytes;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -143,6 +145,8 @@ pub struct EndpointHandle {
     queues: Arc<[Arc<queue::EventTx>]>,
     /// The instance this handle sends to.
     instance: usize,
+    /// The endpoint's topics.
+    directory: Arc<Directory>,
 }
 
 impl std::fmt::Debug for EndpointHandle {
@@ -193,6 +197,27 @@ impl EndpointHandle {
         self.info.upgrade_hook.load(Ordering::Acquire)
     }
 
+    /// The endpoint's topics (what the cluster reports and is told).
+    pub fn directory(&self) -> &Arc<Directory> {
+        &self.directory
+    }
+
+    /// Delivers a fan-out another node made to the sessions of every
+    /// instance, without waiting (see [`actor`]'s forwarding); `false` if an
+    /// instance's queue refused it.
+    pub fn deliver_everywhere(&self, delivery: &Delivery) -> bool {
+        let mut all = true;
+        for queue in self.queues.iter() {
+            all &= queue.push_now(Event::Deliver(Box::new(delivery.clone())), queue.capacity() * actor::FORWARD_SLACK);
+        }
+        all
+    }
+
+    /// This handle, sending to `instance`.
+    fn to_instance(&self, instance: usize) -> EndpointHandle {
+        EndpointHandle { instance, ..self.clone() }
+    }
+
     /// How many instances serve the endpoint.
     pub fn instances(&self) -> usize {
         self.queues.len()
@@ -213,7 +238,7 @@ impl EndpointHandle {
             }
             None => self.info.next_instance.fetch_add(1, Ordering::Relaxed) % n,
         };
-        EndpointHandle { info: self.info.clone(), queues: self.queues.clone(), instance }
+        self.to_instance(instance)
     }
 
     /// Asks the plugin's upgrade hook about `request` (in one instance,
@@ -225,7 +250,7 @@ impl EndpointHandle {
             UpgradeDecision::Reject(UpgradeReject { status: 503, headers: Vec::new(), body })
         };
         let instance = self.info.next_upgrade.fetch_add(1, Ordering::Relaxed) % self.queues.len();
-        let hook = EndpointHandle { info: self.info.clone(), queues: self.queues.clone(), instance };
+        let hook = self.to_instance(instance);
         if hook.send(Event::Upgrade { request: Box::new(request), reply }).await.is_err() {
             return gone();
         }
@@ -250,7 +275,9 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Instantiates `plugin` `instances` times (at most
-    /// [`MAX_SHARDS`](crate::session::MAX_SHARDS)) and starts their threads.
+    /// [`MAX_SHARDS`](crate::session::MAX_SHARDS)) and starts their threads;
+    /// in a cluster, `cluster` is where its fan-outs go to the other nodes
+    /// and the route they are for.
     /// Fails if a first instantiation fails (e.g. the component traps in its
     /// start function).
     pub fn start(
@@ -258,6 +285,7 @@ impl Endpoint {
         config: &ServerConfig,
         metrics: RouteMetrics,
         instances: usize,
+        cluster: Option<(Uplink, Arc<str>)>,
     ) -> anyhow::Result<Self> {
         let instances = instances.clamp(1, crate::session::MAX_SHARDS);
         let (queues, receivers): (Vec<_>, Vec<_>) = (0..instances)
@@ -278,12 +306,13 @@ impl Endpoint {
             next_upgrade: AtomicUsize::new(0),
             metrics,
         });
-        let directory = Directory::new(instances);
+        let directory = Directory::clustered(instances, cluster);
         // Peers are held weakly: the queues end when the endpoint's handles do.
         let peers: Arc<[std::sync::Weak<queue::EventTx>]> = queues.iter().map(Arc::downgrade).collect();
         let mut actors = Vec::with_capacity(instances);
         for (shard, rx) in receivers.into_iter().enumerate() {
             let shared = actor::Shared { admission: info.clone(), directory: directory.clone(), peers: peers.clone() };
+
             actors.push(actor::Actor::new(plugin.clone(), shared, shard, rx)?);
         }
         let mut threads = Vec::with_capacity(instances);
@@ -291,7 +320,7 @@ impl Endpoint {
             let name = format!("wasock-ep-{}", info.name);
             threads.push(std::thread::Builder::new().name(name).spawn(move || actor.run())?);
         }
-        Ok(Self { handle: EndpointHandle { info, queues, instance: 0 }, threads })
+        Ok(Self { handle: EndpointHandle { info, queues, instance: 0, directory }, threads })
     }
 
     /// A handle for connection tasks.

@@ -97,6 +97,13 @@ static ACCEPT_FAILED: LogLimit = LogLimit::new(Duration::from_secs(5));
 /// servers, so an id a plugin keeps can never name a different connection.
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 
+/// Makes this process's session ids start with `node`'s low 20 bits (the
+/// rest count): in a cluster, an id a node reports in a topic's members
+/// names no session on another node.
+pub fn prefix_session_ids(node: u64) {
+    NEXT_SESSION_ID.fetch_max(((node & 0xF_FFFF) << 44) | 1, Ordering::Relaxed);
+}
+
 fn new_session_id() -> SessionId {
     NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed)
 }

@@ -24,6 +24,7 @@ pub mod upgrade;
 pub use close::{CloseCode, close_frame, plugin_close_frame};
 pub use link::{SessionRx, SessionTx, SessionWaker, Signal, Wakes, link};
 pub use outbound::QueueError;
+pub use registry::remote::{Members, NodeId, Outgoing, PRESENCE_EXPIRES, Uplink};
 pub use registry::{
     AttachError, Audience, Delivery, Directory, Forward, MAX_SHARDS, Sessions, Shard, ShardSet, Subscribed, Target,
 };

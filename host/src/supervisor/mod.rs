@@ -7,18 +7,23 @@
 //! `restore`, keeps its running version; the error is logged with the
 //! plugin's name.
 //!
+//! - `report`: what a reload did, and why a plugin was not (re)loaded.
 //! - [`watch`]: runs the supervisor as a task driven by file changes
 //!   (debounced), SIGHUP and explicit reload requests.
 
+mod report;
 pub mod watch;
 
+pub use report::{ReloadError, ReloadReport};
+
 use crate::config::ServerConfig;
-use crate::endpoint::{Endpoint, EndpointHandle, SwapError};
+use crate::endpoint::{Endpoint, EndpointHandle};
 use crate::manifest::Manifest;
 use crate::metrics::Metrics;
-use crate::plugins::{self, BuildError, DiscoverError, Source};
-use crate::runtime::{CompiledPlugin, Contract, LoadError, Runtime};
+use crate::plugins::{self, DiscoverError, Source};
+use crate::runtime::{CompiledPlugin, Contract, Runtime};
 use crate::server::{Route, Routes};
+use crate::session::Uplink;
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -48,71 +53,6 @@ impl Rebuild {
             Rebuild::Dirs(dirs) => dirs.contains(dir),
         }
     }
-}
-
-/// What one reload did.
-#[derive(Debug, Default)]
-pub struct ReloadReport {
-    /// Plugins started.
-    pub added: Vec<String>,
-    /// Plugins replaced by a new version.
-    pub swapped: Vec<String>,
-    /// Plugins removed.
-    pub removed: Vec<String>,
-    /// What went wrong; the running versions stay.
-    pub failed: Vec<ReloadError>,
-}
-
-/// Why a plugin was not (re)loaded.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// Its directory or manifest is broken, or it clashes with another.
-    #[error("{error}{}", keeping(*.running))]
-    Discover {
-        /// What is wrong.
-        error: DiscoverError,
-        /// Whether a version of it keeps serving.
-        running: bool,
-    },
-    /// Its build command failed.
-    #[error("{error}{}", keeping(*.running))]
-    Build {
-        /// What failed.
-        error: BuildError,
-        /// Whether a version of it keeps serving.
-        running: bool,
-    },
-    /// Its component cannot be read, compiled or started.
-    #[error("{error}{}", keeping(*.running))]
-    Load {
-        /// What is wrong.
-        error: LoadError,
-        /// Whether a version of it keeps serving.
-        running: bool,
-    },
-    /// Its endpoint could not start.
-    #[error("plugin `{name}`: {error:#}")]
-    Start {
-        /// The plugin.
-        name: String,
-        /// What failed.
-        error: anyhow::Error,
-    },
-    /// The new version did not take over; the running one keeps serving.
-    #[error("plugin `{name}`: {error}; keeping version {kept}")]
-    Swap {
-        /// The plugin.
-        name: String,
-        /// Why the new version did not take over.
-        error: SwapError,
-        /// The version still serving.
-        kept: String,
-    },
-}
-
-/// The note that a running version stays, if one does.
-fn keeping(running: bool) -> &'static str {
-    if running { "; keeping the running version" } else { "" }
 }
 
 /// One served plugin.
@@ -176,6 +116,8 @@ pub struct Supervisor {
     served: Arc<ArcSwap<Vec<Served>>>,
     /// Served plugins by directory.
     plugins: BTreeMap<PathBuf, Managed>,
+    /// In a cluster: where endpoints send fan-outs for the other nodes.
+    uplink: Option<Uplink>,
 }
 
 impl Supervisor {
@@ -192,7 +134,12 @@ impl Supervisor {
         // matched against plugin directories.
         let paths = paths.into_iter().map(|p| p.canonicalize().unwrap_or(p)).collect();
         let (routes, served, plugins) = (Arc::default(), Arc::default(), BTreeMap::new());
-        Self { runtime, config, metrics, paths, build, routes, served, plugins }
+        Self { runtime, config, metrics, paths, build, routes, served, plugins, uplink: None }
+    }
+
+    /// Makes the endpoints started from now on members of a cluster.
+    pub fn set_uplink(&mut self, uplink: Uplink) {
+        self.uplink = Some(uplink);
     }
 
     /// What is served, republished after every reload (admin listener).
@@ -322,11 +269,9 @@ impl Supervisor {
                             switch_us = swap.switch.as_micros() as u64, sessions = swap.sessions,
                             "swapped in a new version"
                         );
-                        if manifest.instances != cur.endpoint.handle().instances() {
-                            tracing::warn!(
-                                plugin = %manifest.name, running = cur.endpoint.handle().instances(), asked = manifest.instances,
-                                "`instances` changed: a swap keeps the running instances (their sessions stay where they are); the new count applies when the server restarts"
-                            );
+                        let running = cur.endpoint.handle().instances();
+                        if manifest.instances != running {
+                            tracing::warn!(plugin = %manifest.name, running, asked = manifest.instances, "`instances` changed: a swap keeps the running ones; the new count applies at the next start");
                         }
                         if cur.manifest.route != manifest.route {
                             tracing::info!(plugin = %manifest.name, from = %cur.manifest.route, to = %manifest.route, "route moved");
@@ -352,7 +297,8 @@ impl Supervisor {
                     tokio::spawn(prev.endpoint.retire());
                 }
                 let metrics = self.metrics.route(&manifest.route);
-                let endpoint = Endpoint::start(&plugin, &self.config, metrics, manifest.instances)
+                let cluster = self.uplink.clone().map(|u| (u, manifest.route.as_str().into()));
+                let endpoint = Endpoint::start(&plugin, &self.config, metrics, manifest.instances, cluster)
                     .map_err(|error| ReloadError::Start { name: manifest.name.clone(), error })?;
                 tracing::info!(plugin = %manifest.name, route = %manifest.route, version = %plugin.hash, load_ms, origin = ?plugin.origin, "serving");
                 report.added.push(manifest.name.clone());

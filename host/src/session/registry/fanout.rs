@@ -9,7 +9,9 @@
 //! that owns the session, and the messages of one publisher reach a shard
 //! in the order they were published.
 
+use super::remote::Outgoing;
 use super::{Entry, Policy, Sessions, ShardSet};
+use crate::log_limit::LogLimit;
 use crate::manifest::QueueFull;
 use crate::session::SessionId;
 use crate::session::close::{CloseCode, close_frame};
@@ -26,6 +28,10 @@ pub enum Audience<'a> {
     /// Every member of a topic.
     Topic(&'a str),
 }
+
+/// Fan-outs the cluster's full queue dropped are logged at most once a
+/// second.
+static UPLINK_FULL: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
 
 /// Who a fan-out forwarded to another shard goes to there.
 #[derive(Debug, Clone)]
@@ -90,6 +96,18 @@ impl Sessions {
             };
             let delivery = Delivery { target, msg: msg.clone(), except };
             self.forwards.push(Forward { shards: others, delivery });
+        }
+        if let Some((uplink, route)) = self.directory.uplink() {
+            // `except` names a session of this node: the others have none by that id.
+            let topic = match audience {
+                Audience::All => None,
+                Audience::Topic(topic) => Some(topic.into()),
+            };
+            if !uplink.send(Outgoing { route: route.clone(), topic, msg: msg.clone() })
+                && let Some(held_back) = UPLINK_FULL.allow()
+            {
+                tracing::warn!(held_back, plugin = %self.plugin, "the cluster's queue is full; a fan-out did not reach the other nodes");
+            }
         }
         sent
     }

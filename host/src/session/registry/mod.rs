@@ -13,8 +13,9 @@
 //!
 //! - `fanout`: writes to one session, the endpoint or a topic, and the
 //!   full-queue policy.
+//! - [`remote`]: what an endpoint knows of a cluster's other nodes.
 //! - `topics`: topic memberships, in the [`Directory`] the endpoint's
-//!   instances share.
+//!   instances share (`directory`).
 //!
 //! An endpoint may run several instances (shards), each with a registry of
 //! its own sessions; what crosses them goes through the shared directory
@@ -22,24 +23,27 @@
 //! [`Sessions::take_forwards`] for the endpoint to hand to the other shards
 //! (fan-out to their members).
 
+mod directory;
 mod fanout;
+pub mod remote;
 mod topics;
 
+pub use directory::{Directory, MAX_SHARDS, Shard, ShardSet};
 pub use fanout::{Audience, Delivery, Forward, Target};
-pub use topics::{Directory, MAX_SHARDS, Shard, ShardSet, Subscribed};
+pub use topics::Subscribed;
 
 use super::close::plugin_close_frame;
 use super::link::{SessionTx, Wakes};
 use super::{NewSession, SessionId};
 use crate::manifest::{Limits, QueueFull};
 use crate::metrics::RouteMetrics;
+use directory::Membership;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use topics::Membership;
 
 /// What the host keeps about one live session.
 #[derive(Debug, Clone)]
