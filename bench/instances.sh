@@ -10,6 +10,10 @@
 #   unpinned beside it: this machine has two cores, so the client takes
 #   part of the second one and neither server can reach 2x.
 #
+# Then a CPU-bound plugin (bench/plugins/work: each text costs ~20 us of
+# plugin work) with one instance and with two (bench/work-2), unpinned: the
+# endpoint, not the network side, is the limit there.
+#
 # Reports msg/s and server CPU per message, and each server's two-core
 # msg/s as a multiple of its one-core figure.
 #
@@ -39,10 +43,12 @@ start_server() { # $1 = pin prefix ("" for none), $2 = native|PLUGIN_DIR; prints
     echo "$pid $port"
 }
 
-run() { # $1 = label, $2 = server pin, $3 = client pin, $4 = native|PLUGIN_DIR
-    read -r pid port < <(start_server "$2" "$4")
-    $3 target/release/load --url "ws://127.0.0.1:$port" --label "$1" \
-        echo --conns 100 --inflight 8 --size 64 --secs 5 --pid "$pid" | tee -a "$out"
+run() { # $1 = label, $2 = server pin, $3 = client pin, $4 = native|PLUGIN_DIR, rest = load echo args
+    local label=$1 server_pin=$2 client_pin=$3 server=$4
+    shift 4
+    read -r pid port < <(start_server "$server_pin" "$server")
+    $client_pin target/release/load --url "ws://127.0.0.1:$port" --label "$label" \
+        echo --conns 100 --inflight 8 --size 64 --secs 5 --pid "$pid" "$@" | tee -a "$out"
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
 }
@@ -54,6 +60,9 @@ for round in $(seq "$rounds"); do
     run native-2core "" "" native
     run wasock-1inst-2core "" "" bench/plugins/echo
     run wasock-2inst-2core "" "" bench/instances-echo
+    # The plugin's work, not the network side, is the limit here.
+    run work-1inst-2core "" "" bench/plugins/work --path /work
+    run work-2inst-2core "" "" bench/work-2 --path /work
 done
 
 python3 - "$out" <<'PY'
@@ -62,13 +71,15 @@ rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 def med(label, key):
     vals = [r[key] for r in rows if r["label"] == label and key in r]
     return statistics.median(vals) if vals else float("nan")
-labels = ["native-1core", "wasock-1core", "native-2core", "wasock-1inst-2core", "wasock-2inst-2core"]
-print("| server | msg/s | server CPU us/msg | x its one-core msg/s |")
+labels = ["native-1core", "wasock-1core", "native-2core", "wasock-1inst-2core", "wasock-2inst-2core", "work-1inst-2core", "work-2inst-2core"]
+bases = {"native": "native-1core", "wasock": "wasock-1core", "work": "work-1inst-2core"}
+print("| server | msg/s | server CPU us/msg | x its one-core (work: one-instance) msg/s |")
 print("|---|---|---|---|")
 for label in labels:
-    base = med("native-1core" if label.startswith("native") else "wasock-1core", "msgs_per_sec")
+    base = med(bases[label.split("-")[0]], "msgs_per_sec")
     m = med(label, "msgs_per_sec")
     print(f"| {label} | {m:.0f} | {med(label, 'server_us_per_msg'):.2f} | {m / base:.2f} |")
 n2, w2 = med("native-2core", "msgs_per_sec"), med("wasock-2inst-2core", "msgs_per_sec")
 print(f"\nwasock (2 instances) / native (2 workers), two cores: {w2 / n2:.2f}")
+print(f"CPU-bound plugin, 2 instances / 1: {med('work-2inst-2core', 'msgs_per_sec') / med('work-1inst-2core', 'msgs_per_sec'):.2f}")
 PY

@@ -1,7 +1,7 @@
 //! The load client: drives a WebSocket server (wasock or the native
 //! baseline) through one scenario and prints one result line as JSON.
 //!
-//! - `echo`: N connections to /echo, K messages of S bytes in flight each,
+//! - `echo`: N connections to /echo (or `--path`), K messages of S bytes in flight each,
 //!   for T seconds: messages per second and round-trip percentiles. With
 //!   `--rate R` the load is paced instead (open loop): R messages per second
 //!   in all, each connection sending at a fixed interval whatever the
@@ -14,7 +14,11 @@
 //!   the fan-out is a topic publish) and one sender; each message must
 //!   reach all: deliveries per second and time until the last receiver has
 //!   it; with `--pid`, the server's CPU time per delivery (every server's
-//!   delivery rate is bound by the one client core, its CPU is not).
+//!   delivery rate is bound by the one client core, its CPU is not). With
+//!   `--second URL` every other receiver connects to a second server (a
+//!   node of the same cluster); with `--interval-ms` the sender waits that
+//!   long between messages (paced), so the time to the last receiver is the
+//!   delivery latency at a light load.
 //! - `idle`: holds N connections and reads the server's RSS before and after.
 //! - `storm`: opens N connections at once; how many succeed, how long it takes.
 
@@ -59,6 +63,9 @@ enum Scenario {
         /// The server's process id, to read its CPU time per message.
         #[arg(long)]
         pid: Option<u32>,
+        /// The route.
+        #[arg(long, default_value = "/echo")]
+        path: String,
     },
     Fanout {
         /// The route: /broadcast (the endpoint's sessions) or /topic.
@@ -71,6 +78,12 @@ enum Scenario {
         /// The server's process id, to read its CPU time per delivery.
         #[arg(long)]
         pid: Option<u32>,
+        /// A second server's base URL: every other receiver connects there.
+        #[arg(long)]
+        second: Option<String>,
+        /// Milliseconds between two messages (0: the next once all have the last).
+        #[arg(long, default_value_t = 0)]
+        interval_ms: u64,
     },
     Idle {
         #[arg(long, default_value_t = 10_000)]
@@ -98,8 +111,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let label = &args.label;
     match args.scenario {
-        Scenario::Echo { conns, inflight, size, secs, rate, pid } => {
-            let url = format!("{}/echo", args.url);
+        Scenario::Echo { conns, inflight, size, secs, rate, pid, path } => {
+            let url = format!("{}{path}", args.url);
             // Connect everyone first: the clock starts when all send.
             let mut conns_ready = Vec::with_capacity(conns);
             for _ in 0..conns {
@@ -136,15 +149,20 @@ async fn main() -> anyhow::Result<()> {
                 count as f64 / elapsed
             );
         }
-        Scenario::Fanout { path, receivers, messages, pid } => {
+        Scenario::Fanout { path, receivers, messages, pid, second, interval_ms } => {
             let url = format!("{}{path}", args.url);
+            let second_url = second.map(|s| format!("{s}{path}"));
             let scenario = if path == "/broadcast" { "fanout" } else { path.trim_start_matches('/') };
             let delivered = Arc::new(AtomicU64::new(0));
             let notify = Arc::new(Notify::new());
             let (mut sender, mut own_copies) = connect(&url).await?.split();
             tokio::spawn(async move { while own_copies.next().await.is_some() {} });
-            for _ in 0..receivers {
-                let mut ws = connect(&url).await?;
+            for i in 0..receivers {
+                let to = match &second_url {
+                    Some(other) if i % 2 == 0 => other,
+                    _ => &url,
+                };
+                let mut ws = connect(to).await?;
                 let (delivered, notify) = (delivered.clone(), notify.clone());
                 tokio::spawn(async move {
                     while let Some(Ok(msg)) = ws.next().await {
@@ -157,8 +175,16 @@ async fn main() -> anyhow::Result<()> {
             }
             let mut to_last = Latencies::default();
             let server_before = pid.map(CpuSample::of).transpose()?;
+            // Receivers on another node are only reached once it has the
+            // topic's members: let the cluster settle.
+            if second_url.is_some() {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
             let started = Instant::now();
             for i in 0..messages {
+                if interval_ms > 0 && i > 0 {
+                    tokio::time::sleep(Duration::from_millis(interval_ms)).await;
+                }
                 let sent = Instant::now();
                 sender.send(Message::text(format!("m{i}"))).await?;
                 let want = ((i + 1) * receivers) as u64;
@@ -175,8 +201,9 @@ async fn main() -> anyhow::Result<()> {
                 let spent = CpuSample::of(pid)?.since(&before).total().as_secs_f64();
                 cpu = format!(r#","server_us_per_delivery":{:.3}"#, spent * 1e6 / deliveries.max(1) as f64);
             }
+            let nodes = if second_url.is_some() { 2 } else { 1 };
             println!(
-                r#"{{"scenario":"{scenario}","label":"{label}","receivers":{receivers},"messages":{messages},"deliveries_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}{cpu}}}"#,
+                r#"{{"scenario":"{scenario}","label":"{label}","nodes":{nodes},"interval_ms":{interval_ms},"receivers":{receivers},"messages":{messages},"deliveries_per_sec":{:.0},"p50_us":{p50},"p99_us":{p99},"max_us":{max}{cpu}}}"#,
                 deliveries as f64 / elapsed
             );
         }
