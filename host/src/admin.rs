@@ -7,7 +7,7 @@
 //!   down (before any session is closed), so a load balancer stops sending
 //!   clients first.
 //! - `GET /status`: JSON, each endpoint's plugin, route, version, contract,
-//!   state (`serving` / `backed-off`), sessions and last swap.
+//!   state (`serving` / `backed-off`), sessions, instances and last swap.
 //! - `GET /metrics`: the Prometheus text exposition ([`crate::metrics`]).
 
 use crate::metrics::Metrics;
@@ -80,6 +80,7 @@ impl AdminState {
                     "contract": s.contract.to_string(),
                     "state": if s.endpoint.backed_off() { "backed-off" } else { "serving" },
                     "sessions": s.endpoint.sessions(),
+                    "instances": s.endpoint.instances(),
                     "last_swap": s.last_swap.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs()),
                 })
             })

@@ -26,6 +26,7 @@ async fn health_readiness_and_status_describe_the_server() {
     assert_eq!(chat["route"], "/chat");
     assert_eq!(chat["state"], "serving");
     assert_eq!(chat["sessions"], 2);
+    assert_eq!(chat["instances"], 1);
     assert_eq!(chat["contract"], "wasock:plugin@0.2.0");
     assert_eq!(chat["version"].as_str().unwrap().len(), 12, "{chat}");
     assert!(chat["last_swap"].is_null());
