@@ -27,6 +27,18 @@ pub fn binary() -> PathBuf {
     bin
 }
 
+/// A child's stderr (piped), line by line, read by a thread of its own.
+pub fn stderr_lines(child: &mut Child) -> mpsc::Receiver<String> {
+    let (tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().expect("stderr is piped");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
+}
+
 /// `wasock ARGS` run in `dir`, to its end.
 pub fn run(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(binary()).args(args).current_dir(dir).output().unwrap()
@@ -71,13 +83,7 @@ impl Served {
             .stdout(Stdio::null())
             .spawn()
             .unwrap();
-        let (lines_tx, lines) = mpsc::channel::<String>();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = lines_tx.send(line);
-            }
-        });
+        let lines = stderr_lines(&mut child);
         let mut log = Vec::new();
         let addr = loop {
             let line = lines

@@ -1,7 +1,6 @@
 //! A real nats-server (Debian's `nats-server` package, installed by
 //! `.ci/setup`) on a free loopback port, for the cluster tests.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -42,13 +41,7 @@ impl Nats {
             .stdout(Stdio::null())
             .spawn()
             .expect("nats-server is not installed (apt install nats-server; .ci/setup does)");
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
+        let rx = crate::cli::stderr_lines(&mut child);
         let mut log = Vec::new();
         let port = loop {
             let line = rx
