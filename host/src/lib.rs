@@ -9,6 +9,7 @@
 //!
 //! # Layout
 //! Layers, each importing only those above it in this list:
+//! - [`codec`]: the WebSocket framing of plain sessions (RFC 6455).
 //! - [`log_limit`]: rate limits for log lines clients or plugins cause.
 //! - [`metrics`]: what the server counts, per route (Prometheus).
 //! - [`manifest`]: the `plugin.toml` schema, parsing and validation.
@@ -37,6 +38,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod cluster;
+pub mod codec;
 pub mod config;
 pub mod endpoint;
 pub mod log_limit;

@@ -5,7 +5,8 @@
 use std::path::Path;
 
 /// Bottom first.
-const LAYERS: [&str; 14] = [
+const LAYERS: [&str; 15] = [
+    "codec",
     "log_limit",
     "metrics",
     "manifest",

@@ -1,8 +1,9 @@
 //! The native baseline: the bundled `echo` and `broadcast` plugins' logic,
 //! and the benchmark's `topic` plugin's (`/topic`: every session is a member
 //! of topic `bench`; a text is published to it), written straight in Rust on
-//! tokio-tungstenite, with the same socket and buffer settings as wasock,
-//! and no wasm. Benchmarks run the same load against this and against
+//! wasock's own plain codec (`wasock::codec`, the codec wasock's plain
+//! sessions run on), with the same socket and buffer settings as wasock,
+//! and no wasm: a minimal HTTP handshake, then the codec. Benchmarks run the same load against this and against
 //! wasock and report the ratio.
 //!
 //! `native [ADDR]` (default 127.0.0.1:0); prints `listening on ADDR`.
@@ -11,11 +12,12 @@ use futures_util::{SinkExt, StreamExt};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use wasock::codec::Codec;
 
 /// The sessions of one fan-out group (`/broadcast`, or topic `bench`).
 type Peers = Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Message>>>>;
@@ -29,10 +31,7 @@ async fn main() -> anyhow::Result<()> {
     let defaults = wasock::ServerConfig::default();
     let listener = wasock::server::bind(addr.parse()?, defaults.listen_backlog)?;
     println!("listening on {}", listener.local_addr()?);
-    let config = WebSocketConfig::default()
-        .read_buffer_size(defaults.read_buffer_size)
-        .write_buffer_size(defaults.write_buffer_size)
-        .max_message_size(Some(1 << 20));
+    let write_buffer = defaults.write_buffer_size;
     let peers: Peers = Arc::default();
     let topics: Topics = Arc::default();
     let next = Arc::new(AtomicU64::new(0));
@@ -40,20 +39,39 @@ async fn main() -> anyhow::Result<()> {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let id = next.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(serve(stream, config, peers.clone(), topics.clone(), id));
+        tokio::spawn(serve(stream, write_buffer, peers.clone(), topics.clone(), id));
     }
 }
 
-#[allow(clippy::result_large_err)] // tungstenite's callback signature
-async fn serve(stream: TcpStream, config: WebSocketConfig, peers: Peers, topics: Topics, id: u64) {
-    let mut path = String::new();
-    let callback = |req: &Request, resp: Response| {
-        path = req.uri().path().to_owned();
-        Ok(resp)
-    };
-    let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(config)).await else {
-        return;
-    };
+/// Reads the client's upgrade request and answers 101: the request path.
+/// (The load clients send nothing before the answer.)
+async fn handshake(stream: &mut TcpStream) -> Option<String> {
+    let mut request = Vec::new();
+    let mut buf = [0; 1024];
+    while !request.ends_with(b"\r\n\r\n") {
+        let n = stream.read(&mut buf).await.ok().filter(|&n| n > 0)?;
+        request.extend_from_slice(&buf[..n]);
+        if request.len() > 16 << 10 {
+            return None;
+        }
+    }
+    let request = String::from_utf8(request).ok()?;
+    let path = request.split(' ').nth(1)?.split('?').next()?.to_owned();
+    let key = request.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case("sec-websocket-key").then(|| value.trim().to_owned())
+    })?;
+    let accept = derive_accept_key(key.as_bytes());
+    let response = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    stream.write_all(response.as_bytes()).await.ok()?;
+    Some(path)
+}
+
+async fn serve(mut stream: TcpStream, write_buffer: usize, peers: Peers, topics: Topics, id: u64) {
+    let Some(path) = handshake(&mut stream).await else { return };
+    let ws = Codec::server(stream, 1 << 20, write_buffer);
     let (mut sink, mut stream) = ws.split();
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(async move {

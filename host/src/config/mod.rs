@@ -14,11 +14,9 @@ use std::time::Duration;
 /// Settings shared by every endpoint of one server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
-    /// Size of each connection's read buffer. Small keeps idle connections
-    /// cheap; large messages just take more reads.
-    pub read_buffer_size: usize,
     /// Bytes the writer gathers before it writes to the socket; batches of
-    /// small replies go out in one syscall.
+    /// small replies go out in one syscall. (Reads need no setting: they go
+    /// into one buffer per thread, see [`crate::codec`].)
     pub write_buffer_size: usize,
     /// How often the host pings each client.
     pub ping_interval: Duration,
@@ -57,7 +55,6 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            read_buffer_size: 4 << 10,
             write_buffer_size: 8 << 10,
             ping_interval: Duration::from_secs(30),
             pong_timeout: Duration::from_secs(75),

@@ -34,9 +34,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 
 /// A response body: whole (answers, handshakes) or streamed (files).
 pub(super) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
@@ -192,7 +190,7 @@ async fn route(
     });
     let upgrade = hyper::upgrade::on(&mut req);
     let max_message = endpoint.limits().max_message_bytes;
-    let config = ws_config(&shared.config, max_message);
+    let write_buffer = shared.config.write_buffer_size;
     let id = super::new_session_id();
     let tasks = shared.tasks.clone();
     tasks.spawn(async move {
@@ -202,7 +200,7 @@ async fn route(
                 let readable = io.readable();
                 let (ws, compressing) = match deflate {
                     Some((codec, permit)) => (Wire::deflate(io, max_message, codec), Some(permit)),
-                    None => (Wire::Plain(WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await), None),
+                    None => (Wire::plain(io, max_message, write_buffer), None),
                 };
                 let session = connection::Accepted { ws, readable, endpoint, id, path, query, peer, accept };
                 connection::run(session, shared).await;
@@ -229,14 +227,6 @@ fn below_static_route<'a>(
         end = slash;
     }
     None
-}
-
-fn ws_config(config: &crate::ServerConfig, max_message: usize) -> WebSocketConfig {
-    WebSocketConfig::default()
-        .read_buffer_size(config.read_buffer_size)
-        .write_buffer_size(config.write_buffer_size)
-        .max_message_size(Some(max_message))
-        .max_frame_size(Some(max_message))
 }
 
 /// The client's `Sec-WebSocket-Extensions` offers, all headers joined.

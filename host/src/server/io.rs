@@ -1,12 +1,13 @@
 //! The socket under a WebSocket session, wrapped so the session knows when
 //! reading would only block.
 //!
-//! tungstenite zeroes its free read buffer (4 KiB) before every read
-//! attempt, even one that finds the socket empty, and a session's task wakes
-//! for many reasons besides readable data (replies to write, credits,
-//! timers). [`ReadHint`] remembers that the socket's last read blocked and
-//! clears that when the socket wakes it, so the session polls tungstenite
-//! only when there may be something to read.
+//! A session's task wakes for many reasons besides readable data (replies
+//! to write, credits, timers). [`ReadHint`] remembers that the socket's
+//! last read blocked and clears that when the socket wakes it, so the
+//! session polls the codec only when there may be something to read. (It
+//! paid most under tungstenite, which zero-filled 4 KiB before every read
+//! attempt; an empty read through the own codec still costs the trip
+//! through hyper's upgraded stream and tokio's readiness check.)
 
 use futures_util::task::AtomicWaker;
 use std::io;

@@ -1,18 +1,21 @@
-//! The WebSocket codec under a session: tungstenite for plain connections,
-//! sockudo-ws for connections that negotiated permessage-deflate (RFC 7692;
-//! tungstenite has no extensions and rejects frames with RSV1 set).
+//! The WebSocket codec under a session: our own ([`crate::codec`]) for
+//! plain connections, sockudo-ws for connections that negotiated
+//! permessage-deflate (RFC 7692).
 //!
 //! Both are one [`Wire`]: a stream of tungstenite [`Message`]s (the type
 //! the session queues carry, so a message is never copied to change type)
 //! and a sink of them, with one error type, [`WireError`], that says which
-//! close code a failure calls for. Why two codecs: tungstenite's plain path
-//! is the one measured and tuned (`BENCHMARKS.md`); sockudo-ws 3.1 was the
-//! candidate that passes every Autobahn deflate case with no exclusions.
+//! close code a failure calls for. Why two codecs: the plain one holds no
+//! buffer while a session is idle and is the measured hot path
+//! (`BENCHMARKS.md`); sockudo-ws 3.1 was the candidate that passes every
+//! Autobahn deflate case with no exclusions, and keeps its buffers (and
+//! its deflate contexts) per connection.
 //!
 //! sockudo-ws runs with its own heartbeat and idle timeout off: the session
 //! task pings, times out and closes the same way for both codecs.
 
 use super::io::ReadHint;
+use crate::codec::{self, Codec};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream};
 use hyper::upgrade::Upgraded;
@@ -25,8 +28,6 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::error::{CapacityError, Error as WsError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
@@ -38,8 +39,8 @@ pub(super) type Io = ReadHint<TokioIo<Upgraded>>;
 // The plain codec stays inline, not boxed: it is the measured hot path.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Wire {
-    /// No extension: tungstenite.
-    Plain(WebSocketStream<Io>),
+    /// No extension.
+    Plain(Codec<Io>),
     /// permessage-deflate: sockudo-ws (boxed: it is several times larger),
     /// and a handle on the socket it reads, because it gives no access to
     /// it and stops writing after a bad frame, so the session writes its
@@ -144,17 +145,13 @@ pub(super) enum WireError {
     Lost(String),
 }
 
-impl From<WsError> for WireError {
-    fn from(err: WsError) -> Self {
+impl From<codec::Error> for WireError {
+    fn from(err: codec::Error) -> Self {
         match err {
-            WsError::Capacity(CapacityError::MessageTooLong { .. }) => WireError::TooLarge("message too big"),
-            WsError::Capacity(_) => WireError::TooLarge("frame too big"),
-            WsError::Utf8(_) => WireError::BadUtf8,
-            WsError::Protocol(ProtocolError::ResetWithoutClosingHandshake) => {
-                WireError::Lost("reset without a close frame".to_owned())
-            }
-            WsError::Protocol(p) => WireError::Protocol(p.to_string()),
-            other => WireError::Lost(other.to_string()),
+            codec::Error::TooLarge(what) => WireError::TooLarge(what),
+            codec::Error::BadUtf8 => WireError::BadUtf8,
+            codec::Error::Protocol(what) => WireError::Protocol(what.to_owned()),
+            codec::Error::Io(err) => WireError::Lost(err.to_string()),
         }
     }
 }
@@ -175,6 +172,11 @@ impl From<sockudo_ws::Error> for WireError {
 }
 
 impl Wire {
+    /// A plain session over `io`.
+    pub(super) fn plain(io: Io, max_message: usize, write_buffer: usize) -> Self {
+        Wire::Plain(Codec::server(io, max_message, write_buffer))
+    }
+
     /// A compressed session over `io`, with what the handshake agreed.
     pub(super) fn deflate(io: Io, max_message: usize, deflate: DeflateConfig) -> Self {
         let config = sockudo_ws::Config::builder()
