@@ -20,21 +20,21 @@
 //! before the payload is read.
 //!
 //! - `frame`: headers and masking at the byte level.
+//! - `read`: frames into messages, and the checks on what the client sent.
 
 mod frame;
+mod read;
 #[cfg(test)]
 mod tests;
 
-use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use std::cell::RefCell;
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// Bytes one read takes from the socket (the per-thread buffer's size).
 const READ_SIZE: usize = 64 << 10;
@@ -84,16 +84,6 @@ enum Read {
     Message(Message),
 }
 
-/// A fragmented message being gathered.
-#[derive(Debug)]
-struct Gathering {
-    text: bool,
-    data: Vec<u8>,
-    /// Bytes of a text known to be UTF-8 so far (a character may be split
-    /// between frames).
-    checked: usize,
-}
-
 /// A server-side WebSocket over `S`, after the handshake.
 #[derive(Debug)]
 pub struct Codec<S> {
@@ -104,7 +94,7 @@ pub struct Codec<S> {
     pending: Vec<u8>,
     parsed: usize,
     /// Boxed: rare, and a session's size is idle memory.
-    gathering: Option<Box<Gathering>>,
+    gathering: Option<Box<read::Gathering>>,
     /// Frames encoded and not yet written, from `written` on; unallocated
     /// once flushed.
     out: Vec<u8>,
@@ -137,111 +127,6 @@ impl<S> Codec<S> {
         &mut self.io
     }
 
-    /// Parses frames from `buf` until one completes a message or the bytes
-    /// run out: the bytes used, and the message.
-    fn frames(&mut self, buf: &[u8]) -> Result<(usize, Option<Message>), Error> {
-        let mut at = 0;
-        while let Some(header) = frame::parse(&buf[at..])? {
-            self.check_size(&header)?;
-            let end = at + header.size + header.len as usize;
-            if buf.len() < end {
-                break;
-            }
-            let payload = &buf[at + header.size..end];
-            at = end;
-            if let Some(msg) = self.frame(header, payload)? {
-                return Ok((at, Some(msg)));
-            }
-        }
-        Ok((at, None))
-    }
-
-    /// Fails a frame (or the message it continues) over the limit as soon
-    /// as its header is in, before its payload is read.
-    fn check_size(&self, header: &frame::Header) -> Result<(), Error> {
-        let so_far =
-            self.gathering.as_ref().filter(|_| header.opcode == frame::CONTINUATION).map_or(0, |g| g.data.len());
-        if header.len > self.max_message as u64 {
-            return Err(Error::TooLarge("frame too big"));
-        }
-        if so_far + header.len as usize > self.max_message {
-            return Err(Error::TooLarge("message too big"));
-        }
-        Ok(())
-    }
-
-    /// One whole frame: the message it completes, if any.
-    fn frame(&mut self, header: frame::Header, payload: &[u8]) -> Result<Option<Message>, Error> {
-        let frame::Header { fin, opcode, mask, .. } = header;
-        match opcode {
-            frame::TEXT | frame::BINARY => {
-                if self.gathering.is_some() {
-                    return Err(Error::Protocol("a new message inside a fragmented one"));
-                }
-                let text = opcode == frame::TEXT;
-                let data = frame::unmasked(payload, mask);
-                if fin {
-                    return message(text, data).map(Some);
-                }
-                let mut gathering = Box::new(Gathering { text, data, checked: 0 });
-                gathering.check_utf8()?;
-                self.gathering = Some(gathering);
-                Ok(None)
-            }
-            frame::CONTINUATION => {
-                let Some(gathering) = self.gathering.as_mut() else {
-                    return Err(Error::Protocol("continuation frame outside a message"));
-                };
-                frame::unmask_onto(&mut gathering.data, payload, mask);
-                gathering.check_utf8()?;
-                if !fin {
-                    return Ok(None);
-                }
-                let Gathering { text, data, .. } = *self.gathering.take().expect("gathering");
-                message(text, data).map(Some)
-            }
-            frame::PING => {
-                let data = Bytes::from(frame::unmasked(payload, mask));
-                if self.state == State::Open {
-                    self.encode(frame::PONG, &data);
-                }
-                Ok(Some(Message::Ping(data)))
-            }
-            frame::PONG => Ok(Some(Message::Pong(Bytes::from(frame::unmasked(payload, mask))))),
-            _ => self.closed(&frame::unmasked(payload, mask)),
-        }
-    }
-
-    /// The client's close frame: answered with the same code (1002 for a
-    /// code an endpoint may not send), or, if the server closed first,
-    /// taken as the reply.
-    fn closed(&mut self, payload: &[u8]) -> Result<Option<Message>, Error> {
-        let frame = match payload {
-            [] => None,
-            [_] => return Err(Error::Protocol("close frame of one byte")),
-            [hi, lo, reason @ ..] => {
-                let reason = std::str::from_utf8(reason).map_err(|_| Error::BadUtf8)?;
-                Some(CloseFrame { code: CloseCode::from(u16::from_be_bytes([*hi, *lo])), reason: reason.into() })
-            }
-        };
-        match self.state {
-            State::Open => {
-                let frame = frame.map(|f| match f.code.is_allowed() {
-                    true => f,
-                    false => CloseFrame { code: CloseCode::Protocol, reason: "Protocol violation".into() },
-                });
-                self.encode_close(frame.as_ref());
-                self.state = State::CloseReceived;
-                Ok(Some(Message::Close(frame)))
-            }
-            State::CloseSent => {
-                self.state = State::Done;
-                Ok(Some(Message::Close(frame)))
-            }
-            State::CloseReceived | State::Done => Ok(None),
-        }
-    }
-
     /// Queues a frame for the client.
     fn encode(&mut self, opcode: u8, payload: &[u8]) {
         if self.out.is_empty() {
@@ -267,32 +152,6 @@ impl<S> Codec<S> {
             self.pending = Vec::new();
             self.parsed = 0;
         }
-    }
-}
-
-impl Gathering {
-    /// Fails a fragmented text as soon as its bytes so far cannot begin a
-    /// UTF-8 string.
-    fn check_utf8(&mut self) -> Result<(), Error> {
-        if !self.text {
-            return Ok(());
-        }
-        match std::str::from_utf8(&self.data[self.checked..]) {
-            Ok(_) => self.checked = self.data.len(),
-            Err(e) if e.error_len().is_none() => self.checked += e.valid_up_to(),
-            Err(_) => return Err(Error::BadUtf8),
-        }
-        Ok(())
-    }
-}
-
-/// A whole message.
-fn message(text: bool, data: Vec<u8>) -> Result<Message, Error> {
-    let data = Bytes::from(data);
-    if text {
-        Utf8Bytes::try_from(data).map(Message::Text).map_err(|_| Error::BadUtf8)
-    } else {
-        Ok(Message::Binary(data))
     }
 }
 

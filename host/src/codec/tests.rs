@@ -4,8 +4,10 @@
 //! can break the protocol.
 
 use super::*;
+use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 const MASK: [u8; 4] = [0x37, 0xFA, 0x21, 0x3D];
 
