@@ -14,7 +14,7 @@ use crate::log_limit::LogLimit;
 use crate::runtime::{CompiledPlugin, Exports, HostState, arm_call};
 use crate::session::{
     CloseCode, Directory, Forward, NewSession, SessionId, Sessions, UpgradeDecision, UpgradeReject, UpgradeRequest,
-    close_frame,
+    Wakes, close_frame,
 };
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -95,12 +95,11 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
 }
 
 /// What the endpoint thread does at each flush point: the full-queue
-/// policy's timers, then the wake-ups of every connection written to.
-/// Returns when it is due again.
-fn at_flush(sessions: &mut Sessions, now: Instant) -> Option<Instant> {
+/// policy's timers; then the wake-ups of every connection written to, and
+/// when it is due again.
+fn at_flush(sessions: &mut Sessions, now: Instant) -> (Wakes, Option<Instant>) {
     sessions.police(now);
-    sessions.flush_wakes();
-    sessions.next_deadline()
+    (sessions.take_wakes(), sessions.next_deadline())
 }
 
 impl Actor {

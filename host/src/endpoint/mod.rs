@@ -5,6 +5,13 @@
 //! the instance's thread takes them in order and calls the plugin
 //! synchronously (the cheapest way into wasm), and the plugin's writes go to
 //! the sessions' outbound queues ([`crate::session`]) without blocking.
+//! A plain session's task runs on its instance's thread too
+//! ([`EndpointHandle::spawn`]), in the runtime the thread waits in while no
+//! event is queued: its socket is read, its events handled and its replies
+//! written by one thread, with no hand-over between threads per message (a
+//! session over TLS stays on the server's runtime and hands over). A plugin
+//! that loops stalls its own sessions, which wait for it anyway, and no
+//! one else's.
 //!
 //! An endpoint runs `instances` of them (one by default). Each new session
 //! is placed on one (by its first topic, so that a room's members share an
@@ -17,7 +24,8 @@
 //!
 //! - [`actor`]: the thread's event loop: dispatch, swap, retire.
 //! - [`recovery`]: what a trap leads to: a fresh instance, or a back-off.
-//! - [`queue`]: the endpoint's bounded event queue and its batching policy.
+//! - [`queue`]: the endpoint's bounded event queue, the thread's runtime,
+//!   and its batching policy.
 //! - [`admission`]: who may connect (connection cap, back-off).
 //! - [`versions`]: swaps and recycling.
 
@@ -143,6 +151,9 @@ pub struct EndpointHandle {
     info: Arc<AdmissionControl>,
     /// Each instance's event queue.
     queues: Arc<[Arc<queue::EventTx>]>,
+    /// Each instance's runtime (on its thread), where its plain sessions
+    /// run.
+    io: Arc<[tokio::runtime::Handle]>,
     /// The instance this handle sends to.
     instance: usize,
     /// The endpoint's topics.
@@ -257,6 +268,17 @@ impl EndpointHandle {
         decision.await.unwrap_or_else(|_| gone())
     }
 
+    /// Runs `session` on this handle's instance's thread, beside its
+    /// plugin: the session's socket must be registered there (made inside
+    /// `session`), so that its reads, its events and its replies never
+    /// leave that thread.
+    pub fn spawn<F>(&self, session: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.io[self.instance].spawn(session);
+    }
+
     /// Queues an event for this handle's instance, waiting while its queue
     /// is full.
     pub async fn send(&self, event: Event) -> Result<(), EndpointGone> {
@@ -288,12 +310,14 @@ impl Endpoint {
         cluster: Option<(Uplink, Arc<str>)>,
     ) -> anyhow::Result<Self> {
         let instances = instances.clamp(1, crate::session::MAX_SHARDS);
-        let (queues, receivers): (Vec<_>, Vec<_>) = (0..instances)
-            .map(|_| {
-                let (tx, rx) = queue::channel(config.event_queue_capacity);
-                (Arc::new(tx), rx)
-            })
-            .unzip();
+        let mut queues = Vec::with_capacity(instances);
+        let mut receivers = Vec::with_capacity(instances);
+        for _ in 0..instances {
+            let (tx, rx) = queue::channel(config.event_queue_capacity, queue::runtime()?);
+            queues.push(Arc::new(tx));
+            receivers.push(rx);
+        }
+        let io: Arc<[tokio::runtime::Handle]> = receivers.iter().map(queue::EventRx::io).collect();
         let queues: Arc<[Arc<queue::EventTx>]> = queues.into();
         let info = Arc::new(AdmissionControl {
             name: plugin.name.clone(),
@@ -320,7 +344,7 @@ impl Endpoint {
             let name = format!("wasock-ep-{}", info.name);
             threads.push(std::thread::Builder::new().name(name).spawn(move || actor.run())?);
         }
-        Ok(Self { handle: EndpointHandle { info, queues, instance: 0, directory }, threads })
+        Ok(Self { handle: EndpointHandle { info, queues, io, instance: 0, directory }, threads })
     }
 
     /// A handle for connection tasks.

@@ -15,13 +15,18 @@
 //! the response (status, headers, body); its acceptance may select one of
 //! the offered subprotocols and add headers. No session exists until the
 //! handshake is done, so a rejected or abandoned upgrade leaves nothing.
+//!
+//! After the 101, a plain TCP socket is taken back from hyper and the
+//! session runs on the thread of the endpoint instance it is placed on
+//! (see [`crate::endpoint`]); a TLS session runs here.
 
-use super::io::ReadHint;
+use super::io::{ReadHint, Socket};
 use super::peers::PeerPermit;
 use super::wire::{self, Wire};
 use super::{Route, ServerState, connection, files};
+use crate::endpoint::{Compressing, EndpointHandle};
 use crate::log_limit::LogLimit;
-use crate::session::{Header, UpgradeAccept, UpgradeDecision, UpgradeReject, UpgradeRequest};
+use crate::session::{Header, SessionId, UpgradeAccept, UpgradeDecision, UpgradeReject, UpgradeRequest};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -30,9 +35,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
+use sockudo_ws::deflate::DeflateConfig;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_tungstenite::tungstenite::handshake::server::create_response_with_body;
 
@@ -189,27 +196,69 @@ async fn route(
         Some((codec, permit))
     });
     let upgrade = hyper::upgrade::on(&mut req);
-    let max_message = endpoint.limits().max_message_bytes;
-    let write_buffer = shared.config.write_buffer_size;
+    // The session's instance: the one serving its first topic (a room).
+    let endpoint = endpoint.place(accept.topics.first().map(String::as_str));
     let id = super::new_session_id();
     let tasks = shared.tasks.clone();
     tasks.spawn(async move {
-        match upgrade.await {
-            Ok(upgraded) => {
-                let io = ReadHint::new(TokioIo::new(upgraded));
-                let readable = io.readable();
-                let (ws, compressing) = match deflate {
-                    Some((codec, permit)) => (Wire::deflate(io, max_message, codec), Some(permit)),
-                    None => (Wire::plain(io, max_message, write_buffer), None),
-                };
-                let session = connection::Accepted { ws, readable, endpoint, id, path, query, peer, accept };
-                connection::run(session, shared).await;
-                drop((admitted, compressing, permit));
+        let upgraded = match upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(err) => return tracing::debug!(%peer, error = %err, "upgrade failed"),
+        };
+        let held = (admitted, permit);
+        let session = Upgrade { endpoint, id, path, query, peer, accept, deflate };
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            // A plain TCP socket moves to its instance's thread.
+            Ok(parts) => match parts.io.into_inner().into_std() {
+                Ok(socket) => {
+                    let read = parts.read_buf;
+                    let endpoint = session.endpoint.clone();
+                    endpoint.spawn(shared.tasks.clone().track_future(async move {
+                        match TcpStream::from_std(socket) {
+                            Ok(tcp) => session.run(Socket::Tcp { tcp, early: read }, shared).await,
+                            Err(err) => tracing::debug!(%peer, error = %err, "cannot register the socket"),
+                        }
+                        drop(held);
+                    }));
+                }
+                Err(err) => tracing::debug!(%peer, error = %err, "cannot move the socket"),
+            },
+            // TLS: served here.
+            Err(upgraded) => {
+                session.run(Socket::Upgraded(TokioIo::new(upgraded)), shared).await;
+                drop(held);
             }
-            Err(err) => tracing::debug!(%peer, error = %err, "upgrade failed"),
         }
     });
     response
+}
+
+/// A session whose handshake is answered, before it runs.
+struct Upgrade {
+    endpoint: EndpointHandle,
+    id: SessionId,
+    path: String,
+    query: Option<String>,
+    peer: SocketAddr,
+    accept: UpgradeAccept,
+    deflate: Option<(DeflateConfig, Compressing)>,
+}
+
+impl Upgrade {
+    /// Frames the socket and runs the session to its end.
+    async fn run(self, socket: Socket, shared: Arc<ServerState>) {
+        let Self { endpoint, id, path, query, peer, accept, deflate } = self;
+        let max_message = endpoint.limits().max_message_bytes;
+        let io = ReadHint::new(socket);
+        let readable = io.readable();
+        let (ws, compressing) = match deflate {
+            Some((codec, permit)) => (Wire::deflate(io, max_message, codec), Some(permit)),
+            None => (Wire::plain(io, max_message, shared.config.write_buffer_size), None),
+        };
+        let session = connection::Accepted { ws, readable, endpoint, id, path, query, peer, accept };
+        connection::run(session, shared).await;
+        drop(compressing);
+    }
 }
 
 /// The route with static files that `path` lies below (the longest such

@@ -1,5 +1,6 @@
-//! The socket under a WebSocket session, wrapped so the session knows when
-//! reading would only block.
+//! The socket under a WebSocket session ([`Socket`]: a plain TCP socket, or
+//! whatever hyper upgraded), wrapped so the session knows when reading
+//! would only block.
 //!
 //! A session's task wakes for many reasons besides readable data (replies
 //! to write, credits, timers). [`ReadHint`] remembers that the socket's
@@ -9,13 +10,88 @@
 //! attempt; an empty read through the own codec still costs the trip
 //! through hyper's upgraded stream and tokio's readiness check.)
 
+use bytes::{Buf, Bytes};
 use futures_util::task::AtomicWaker;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+/// A session's socket.
+#[derive(Debug)]
+pub(super) enum Socket {
+    /// A plain TCP socket, taken back from hyper (to be registered on its
+    /// endpoint's thread), with what hyper had read past the handshake.
+    Tcp {
+        /// The socket.
+        tcp: TcpStream,
+        /// Bytes the client sent right after its handshake, read first.
+        early: Bytes,
+    },
+    /// What hyper upgraded (TLS), through hyper's boxed stream.
+    Upgraded(TokioIo<Upgraded>),
+}
+
+impl AsyncRead for Socket {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp { early, .. } if early.has_remaining() => {
+                let n = early.len().min(buf.remaining());
+                buf.put_slice(&early[..n]);
+                early.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Socket::Tcp { tcp, .. } => Pin::new(tcp).poll_read(cx, buf),
+            Socket::Upgraded(io) => Pin::new(io).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Socket {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp { tcp, .. } => Pin::new(tcp).poll_write(cx, buf),
+            Socket::Upgraded(io) => Pin::new(io).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Socket::Tcp { tcp, .. } => Pin::new(tcp).poll_write_vectored(cx, bufs),
+            Socket::Upgraded(io) => Pin::new(io).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Socket::Tcp { tcp, .. } => tcp.is_write_vectored(),
+            Socket::Upgraded(io) => io.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp { tcp, .. } => Pin::new(tcp).poll_flush(cx),
+            Socket::Upgraded(io) => Pin::new(io).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Socket::Tcp { tcp, .. } => Pin::new(tcp).poll_shutdown(cx),
+            Socket::Upgraded(io) => Pin::new(io).poll_shutdown(cx),
+        }
+    }
+}
 
 /// An I/O stream that records whether its last read blocked.
 #[derive(Debug)]

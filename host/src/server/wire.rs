@@ -14,12 +14,10 @@
 //! sockudo-ws runs with its own heartbeat and idle timeout off: the session
 //! task pings, times out and closes the same way for both codecs.
 
-use super::io::ReadHint;
+use super::io::{ReadHint, Socket};
 use crate::codec::{self, Codec};
 use bytes::Bytes;
 use futures_util::{Sink, SinkExt, Stream};
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
 use sockudo_ws::CompressedWebSocketStream;
 use sockudo_ws::deflate::DeflateConfig;
 use sockudo_ws::error::CloseReason;
@@ -33,7 +31,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode as WireCl
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 
 /// The socket under a session.
-pub(super) type Io = ReadHint<TokioIo<Upgraded>>;
+pub(super) type Io = ReadHint<Socket>;
 
 /// A session's framed socket.
 // The plain codec stays inline, not boxed: it is the measured hot path.

@@ -60,6 +60,11 @@ impl Wakes {
         }
     }
 
+    /// Whether no connection is listed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Wakes every listed connection task.
     pub fn flush(&mut self) {
         for link in self.0.drain(..) {

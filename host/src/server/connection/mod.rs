@@ -52,7 +52,8 @@ pub(super) struct Accepted {
     pub(super) ws: Wire,
     /// Whether a read may find data.
     pub(super) readable: Readable,
-    /// The endpoint serving the route.
+    /// The instance of the endpoint serving the route that the session is
+    /// placed on.
     pub(super) endpoint: EndpointHandle,
     /// The new session's id.
     pub(super) id: SessionId,
@@ -78,8 +79,6 @@ pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
     let limits = endpoint.limits();
     let (tx, rx) = link(limits.queue_messages, limits.queue_bytes);
     let UpgradeAccept { protocol, attachment, topics, .. } = accept;
-    // The session's instance: the one serving its first topic (a room).
-    let endpoint = endpoint.place(topics.first().map(String::as_str));
     let connected = Event::Connected(Box::new(NewSession { id, path, query, peer, protocol, tx, attachment, topics }));
     let now = Instant::now();
     let mut task = SessionTask {

@@ -335,6 +335,12 @@ impl Sessions {
         self.wakes.flush();
     }
 
+    /// The connections to wake, for whoever flushes them (the endpoint
+    /// thread, inside its runtime, where a wake costs no system call).
+    pub fn take_wakes(&mut self) -> Wakes {
+        std::mem::take(&mut self.wakes)
+    }
+
     /// Drops every handle (the plugin instance that held them is gone) and
     /// makes new borrow handles for the live sessions.
     pub fn reset_handles(&mut self) {

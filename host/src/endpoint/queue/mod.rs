@@ -1,0 +1,315 @@
+//! The endpoint's event queue: connection tasks push, the endpoint thread
+//! takes events in batches, and runs its sessions' I/O while none are
+//! queued.
+//!
+//! Bounded: a push into a full queue waits (the connection stops reading,
+//! and TCP slows the client down). The thread takes everything queued under
+//! one lock and works through it without touching the lock again, so each
+//! event costs one uncontended lock on the pushing side and almost nothing
+//! on the taking side (tokio's bounded channel took a semaphore permit and
+//! gave it back under a mutex for every event).
+//!
+//! The receiving end owns the thread's tokio runtime (current-thread), on
+//! which the endpoint's plain sessions run: when the queue is empty the
+//! thread waits inside it, so it reads the sockets, queues the events and
+//! writes the replies itself, and a message goes from the socket through
+//! the plugin and back without another thread. The plugin is called
+//! outside the runtime (wasmtime-wasi's sync calls start a runtime of their
+//! own and may not run inside one). Sessions served on other threads (TLS)
+//! push from there, and wake it.
+//!
+//! [`EventRx::next_batched`] is the thread's policy on top: when to let the
+//! replies of the events handled so far go out (run the woken connections).
+
+use super::Event;
+use crate::session::Wakes;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+use tokio::runtime::Runtime;
+
+/// Most events handled before the connections they answered are woken.
+const WAKE_BATCH: u32 = 64;
+
+/// Longest a reply waits for its connection to be woken under load (checked
+/// every [`CLOCK_EVERY`] events).
+const WAKE_AFTER: Duration = Duration::from_millis(1);
+
+/// How many events pass between looks at the clock for [`WAKE_AFTER`].
+const CLOCK_EVERY: u32 = 4;
+
+/// What both ends share.
+struct Inner {
+    state: Mutex<State>,
+    capacity: usize,
+}
+
+struct State {
+    events: VecDeque<Event>,
+    /// Pushers waiting for room; all are woken when the thread takes a
+    /// batch (a woken pusher that finds no room waits again).
+    waiting: Vec<Waker>,
+    /// The endpoint thread, waiting for an event.
+    receiver: Option<Waker>,
+    /// The sending end is gone.
+    sender_gone: bool,
+    /// The receiving end is gone.
+    closed: bool,
+}
+
+impl State {
+    /// The waiting endpoint thread, to wake once the lock is released.
+    fn receiver(&mut self) -> Option<Waker> {
+        self.receiver.take()
+    }
+}
+
+/// The sending end (one; connection tasks share it behind an `Arc`).
+pub(super) struct EventTx(Arc<Inner>);
+
+/// The endpoint thread's end, and its runtime.
+pub(super) struct EventRx {
+    inner: Arc<Inner>,
+    /// The thread's runtime: its sessions' I/O, run while it waits.
+    io: Runtime,
+    /// Events taken from the queue, not yet handed out.
+    batch: VecDeque<Event>,
+    /// Events handed out since the last flush.
+    since_flush: u32,
+    /// When the last flush was.
+    flushed_at: Instant,
+}
+
+/// The receiving end is gone.
+#[derive(Debug)]
+pub(super) struct Closed;
+
+/// Why [`EventRx::try_recv`] returned nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum TryRecvError {
+    Empty,
+    /// Every sender is gone and the queue is empty.
+    Disconnected,
+}
+
+/// A queue holding at most `capacity` events, whose receiving end waits in
+/// `io`.
+pub(super) fn channel(capacity: usize, io: Runtime) -> (EventTx, EventRx) {
+    let inner = Arc::new(Inner {
+        state: Mutex::new(State {
+            events: VecDeque::new(),
+            waiting: Vec::new(),
+            receiver: None,
+            sender_gone: false,
+            closed: false,
+        }),
+        capacity: capacity.max(1),
+    });
+    let rx = EventRx { inner: inner.clone(), io, batch: VecDeque::new(), since_flush: 0, flushed_at: Instant::now() };
+    (EventTx(inner), rx)
+}
+
+/// The runtime an endpoint thread waits in.
+pub(super) fn runtime() -> std::io::Result<Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl EventTx {
+    /// Queues `event`, waiting while the queue is full.
+    pub(super) async fn send(&self, event: Event) -> Result<(), Closed> {
+        let mut event = Some(event);
+        poll_fn(|cx| {
+            let mut state = self.0.lock();
+            if state.closed {
+                return Poll::Ready(Err(Closed));
+            }
+            if state.events.len() >= self.0.capacity {
+                if !state.waiting.iter().any(|w| w.will_wake(cx.waker())) {
+                    state.waiting.push(cx.waker().clone());
+                }
+                return Poll::Pending;
+            }
+            state.events.push_back(event.take().expect("polled after completion"));
+            let receiver = state.receiver();
+            drop(state);
+            if let Some(receiver) = receiver {
+                receiver.wake();
+            }
+            Poll::Ready(Ok(()))
+        })
+        .await
+    }
+}
+
+impl EventTx {
+    /// Queues `event` now, never waiting: what one endpoint thread hands
+    /// another (a forwarded fan-out) must not block it, or two threads
+    /// forwarding to each other could wait on each other. Refused (`false`)
+    /// once `limit` events are queued or the receiver is gone.
+    pub(super) fn push_now(&self, event: Event, limit: usize) -> bool {
+        let mut state = self.0.lock();
+        if state.closed || state.events.len() >= limit {
+            return false;
+        }
+        state.events.push_back(event);
+        let receiver = state.receiver();
+        drop(state);
+        if let Some(receiver) = receiver {
+            receiver.wake();
+        }
+        true
+    }
+
+    /// The queue's capacity for connection tasks.
+    pub(super) fn capacity(&self) -> usize {
+        self.0.capacity
+    }
+}
+
+impl Drop for EventTx {
+    fn drop(&mut self) {
+        let mut state = self.0.lock();
+        state.sender_gone = true;
+        let receiver = state.receiver();
+        drop(state);
+        if let Some(receiver) = receiver {
+            receiver.wake();
+        }
+    }
+}
+
+impl EventRx {
+    /// A handle on the thread's runtime, to run sessions on.
+    pub(super) fn io(&self) -> tokio::runtime::Handle {
+        self.io.handle().clone()
+    }
+
+    /// The next event. When the replies of the events handed out so far
+    /// are due (the queue runs dry, or under constant load every
+    /// [`WAKE_BATCH`] events or [`WAKE_AFTER`], so a slow plugin's replies do
+    /// not wait for a whole batch), calls `at_flush` first with the time:
+    /// it returns the connections to wake and when it wants to be called
+    /// again (its next timer) even if no event comes. `None` once every
+    /// sender is gone and the queue is empty.
+    pub(super) fn next_batched(
+        &mut self,
+        mut at_flush: impl FnMut(Instant) -> (Wakes, Option<Instant>),
+    ) -> Option<Event> {
+        self.since_flush += 1;
+        // The clock is read every few events only: it costs as much as
+        // queueing an event.
+        let keep_batching = self.since_flush < WAKE_BATCH
+            && (!self.since_flush.is_multiple_of(CLOCK_EVERY) || self.flushed_at.elapsed() < WAKE_AFTER);
+        if keep_batching {
+            match self.try_recv() {
+                Ok(event) => return Some(event),
+                Err(TryRecvError::Disconnected) => return None,
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+        loop {
+            self.since_flush = 0;
+            self.flushed_at = Instant::now();
+            let (wakes, timer) = at_flush(self.flushed_at);
+            match self.run_io(wakes, timer) {
+                Ok(event) => return Some(event),
+                Err(TryRecvError::Disconnected) => return None,
+                // The timer is due: flush (and let the caller act) again.
+                Err(TryRecvError::Empty) => {}
+            }
+        }
+    }
+
+    /// Whether no event is waiting.
+    pub(super) fn is_idle(&mut self) -> bool {
+        self.batch.is_empty() && self.inner.lock().events.is_empty()
+    }
+
+    /// The next event if one is queued.
+    pub(super) fn try_recv(&mut self) -> Result<Event, TryRecvError> {
+        if let Some(event) = self.batch.pop_front() {
+            return Ok(event);
+        }
+        let mut state = self.inner.lock();
+        take(&mut self.batch, &mut state)
+    }
+
+    /// Wakes `wakes` and runs the sessions' I/O until an event comes or
+    /// `until` passes (then `Empty`); `Disconnected` once every sender is
+    /// gone and the queue is empty. With events queued already, the woken
+    /// connections still get one turn (their replies go out) first.
+    fn run_io(&mut self, mut wakes: Wakes, until: Option<Instant>) -> Result<Event, TryRecvError> {
+        let Self { inner, io, batch, .. } = self;
+        if wakes.is_empty()
+            && let Ok(event) = Self::take_now(inner, batch)
+        {
+            return Ok(event);
+        }
+        io.block_on(async {
+            // Woken inside the runtime: a local schedule, no system call.
+            wakes.flush();
+            if !batch.is_empty() || !inner.lock().events.is_empty() {
+                tokio::task::yield_now().await;
+                return Self::take_now(inner, batch);
+            }
+            let sleep = until.map(|until| tokio::time::sleep_until(until.into()));
+            let mut sleep = std::pin::pin!(sleep);
+            poll_fn(|cx| {
+                let mut state = inner.lock();
+                match take(batch, &mut state) {
+                    Err(TryRecvError::Empty) => {}
+                    other => return Poll::Ready(other),
+                }
+                if let Some(sleep) = sleep.as_mut().as_pin_mut()
+                    && sleep.poll(cx).is_ready()
+                {
+                    state.receiver = None;
+                    return Poll::Ready(Err(TryRecvError::Empty));
+                }
+                state.receiver = Some(cx.waker().clone());
+                Poll::Pending
+            })
+            .await
+        })
+    }
+
+    fn take_now(inner: &Inner, batch: &mut VecDeque<Event>) -> Result<Event, TryRecvError> {
+        if let Some(event) = batch.pop_front() {
+            return Ok(event);
+        }
+        take(batch, &mut inner.lock())
+    }
+}
+
+/// Moves every queued event into `batch` and returns the first.
+fn take(batch: &mut VecDeque<Event>, state: &mut State) -> Result<Event, TryRecvError> {
+    if state.events.is_empty() {
+        return Err(if state.sender_gone { TryRecvError::Disconnected } else { TryRecvError::Empty });
+    }
+    std::mem::swap(batch, &mut state.events);
+    for waker in state.waiting.drain(..) {
+        waker.wake();
+    }
+    Ok(batch.pop_front().expect("not empty"))
+}
+
+impl Drop for EventRx {
+    fn drop(&mut self) {
+        let mut state = self.inner.lock();
+        state.closed = true;
+        for waker in state.waiting.drain(..) {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
