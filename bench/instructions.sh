@@ -9,6 +9,8 @@
 # of the echo scenario (100 connections x 8 in flight x 64 B).
 #
 # Usage: bench/instructions.sh [SECS]   (default 6; needs valgrind)
+# WASOCK=path/to/wasock measures another build of the server (a copy of an
+# earlier one, to compare a change).
 # Leaves the profiles in target/callgrind/{native,wasock}.out for
 # callgrind_annotate.
 set -euo pipefail
@@ -31,7 +33,7 @@ count() { # $1 = native|wasock; prints one JSON line
     if [ "$label" = native ]; then
         "${vg[@]}" target/release/native 127.0.0.1:0 >"$log" 2>&1 &
     else
-        RUST_LOG=warn,wasock::cli=info "${vg[@]}" target/release/wasock serve --listen 127.0.0.1:0 --no-watch \
+        RUST_LOG=warn,wasock::cli=info "${vg[@]}" "${WASOCK:-target/release/wasock}" serve --listen 127.0.0.1:0 --no-watch \
             --cache-dir "$dir/cache" bench/plugins/echo >"$log" 2>&1 &
     fi
     pid=$!

@@ -215,7 +215,7 @@ async fn route(
                     let endpoint = session.endpoint.clone();
                     endpoint.spawn(shared.tasks.clone().track_future(async move {
                         match TcpStream::from_std(socket) {
-                            Ok(tcp) => session.run(Socket::Tcp { tcp, early: read }, shared).await,
+                            Ok(tcp) => session.run(Socket::tcp(tcp, read), shared).await,
                             Err(err) => tracing::debug!(%peer, error = %err, "cannot register the socket"),
                         }
                         drop(held);

@@ -31,19 +31,33 @@ pub(super) enum Socket {
         /// The socket.
         tcp: TcpStream,
         /// Bytes the client sent right after its handshake, read first.
-        early: Bytes,
+        /// Dropped once read (or at once if there are none): they are a
+        /// view of hyper's whole read buffer, which an idle session must
+        /// not keep.
+        early: Option<Bytes>,
     },
     /// What hyper upgraded (TLS), through hyper's boxed stream.
     Upgraded(TokioIo<Upgraded>),
 }
 
+impl Socket {
+    /// A TCP socket, and the bytes hyper read past the handshake.
+    pub(super) fn tcp(tcp: TcpStream, early: Bytes) -> Self {
+        Socket::Tcp { tcp, early: (!early.is_empty()).then_some(early) }
+    }
+}
+
 impl AsyncRead for Socket {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            Socket::Tcp { early, .. } if early.has_remaining() => {
-                let n = early.len().min(buf.remaining());
-                buf.put_slice(&early[..n]);
-                early.advance(n);
+            Socket::Tcp { early: early @ Some(_), .. } => {
+                let bytes = early.as_mut().expect("some");
+                let n = bytes.len().min(buf.remaining());
+                buf.put_slice(&bytes[..n]);
+                bytes.advance(n);
+                if !bytes.has_remaining() {
+                    *early = None;
+                }
                 Poll::Ready(Ok(()))
             }
             Socket::Tcp { tcp, .. } => Pin::new(tcp).poll_read(cx, buf),
@@ -189,6 +203,27 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ReadHint<S> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_tcp_socket_reads_the_early_bytes_first_then_lets_them_go() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (tcp, _) = listener.accept().await.unwrap();
+        let mut socket = Socket::tcp(tcp, Bytes::from_static(b"early "));
+        client.write_all(b"later").await.unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(socket.read(&mut buf).await.unwrap(), 4);
+        assert_eq!(&buf, b"earl");
+        let mut rest = Vec::new();
+        while rest.len() < 7 {
+            let n = socket.read(&mut buf).await.unwrap();
+            rest.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(rest, b"y later");
+        assert!(matches!(socket, Socket::Tcp { early: None, .. }), "the early bytes are kept after being read");
+        let Socket::Tcp { early, .. } = Socket::tcp(client, Bytes::new()) else { unreachable!() };
+        assert!(early.is_none(), "an empty view of hyper's buffer is kept");
+    }
 
     #[tokio::test]
     async fn blocks_after_an_empty_read_and_clears_when_data_comes() {
