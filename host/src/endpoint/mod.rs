@@ -268,10 +268,15 @@ impl EndpointHandle {
         decision.await.unwrap_or_else(|_| gone())
     }
 
+    /// Enters this handle's instance's runtime: a socket made meanwhile is
+    /// registered with it (see [`spawn`](Self::spawn)).
+    pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
+        self.io[self.instance].enter()
+    }
+
     /// Runs `session` on this handle's instance's thread, beside its
-    /// plugin: the session's socket must be registered there (made inside
-    /// `session`), so that its reads, its events and its replies never
-    /// leave that thread.
+    /// plugin: with its socket registered there ([`enter`](Self::enter)),
+    /// its reads, its events and its replies never leave that thread.
     pub fn spawn<F>(&self, session: F)
     where
         F: std::future::Future<Output = ()> + Send + 'static,
@@ -281,8 +286,9 @@ impl EndpointHandle {
 
     /// Queues an event for this handle's instance, waiting while its queue
     /// is full.
-    pub async fn send(&self, event: Event) -> Result<(), EndpointGone> {
-        self.queues[self.instance].send(event).await.map_err(|_| EndpointGone)
+    pub fn send(&self, event: Event) -> impl Future<Output = Result<(), EndpointGone>> + Send + '_ {
+        use futures_util::FutureExt;
+        self.queues[self.instance].send(event).map(|sent| sent.map_err(|_| EndpointGone))
     }
 }
 

@@ -24,7 +24,7 @@ use super::io::{ReadHint, Socket};
 use super::peers::PeerPermit;
 use super::wire::{self, Wire};
 use super::{Route, ServerState, connection, files};
-use crate::endpoint::{Compressing, EndpointHandle};
+use crate::endpoint::EndpointHandle;
 use crate::log_limit::LogLimit;
 use crate::session::{Header, SessionId, UpgradeAccept, UpgradeDecision, UpgradeReject, UpgradeRequest};
 use bytes::Bytes;
@@ -205,28 +205,30 @@ async fn route(
             Ok(upgraded) => upgraded,
             Err(err) => return tracing::debug!(%peer, error = %err, "upgrade failed"),
         };
-        let held = (admitted, permit);
-        let session = Upgrade { endpoint, id, path, query, peer, accept, deflate };
+        let (deflate, compressing) = deflate.unzip();
+        let held = connection::Held { _admitted: admitted, _permit: permit, _compressing: compressing };
+        let session = Upgrade { endpoint, id, path, query, peer, accept, deflate, held };
         match upgraded.downcast::<TokioIo<TcpStream>>() {
-            // A plain TCP socket moves to its instance's thread.
-            Ok(parts) => match parts.io.into_inner().into_std() {
-                Ok(socket) => {
-                    let read = parts.read_buf;
-                    let endpoint = session.endpoint.clone();
-                    endpoint.spawn(shared.tasks.clone().track_future(async move {
-                        match TcpStream::from_std(socket) {
-                            Ok(tcp) => session.run(Socket::tcp(tcp, read), shared).await,
-                            Err(err) => tracing::debug!(%peer, error = %err, "cannot register the socket"),
-                        }
-                        drop(held);
-                    }));
+            // A plain TCP socket moves to its instance's thread: registered
+            // with that thread's runtime, and served there.
+            Ok(parts) => {
+                let endpoint = session.endpoint.clone();
+                let tcp = parts.io.into_inner().into_std().and_then(|socket| {
+                    let _there = endpoint.enter();
+                    TcpStream::from_std(socket)
+                });
+                match tcp {
+                    Ok(tcp) => {
+                        let accepted = session.framed(Socket::tcp(tcp, parts.read_buf), &shared);
+                        endpoint.spawn(shared.tasks.clone().track_future(connection::run(accepted, shared)));
+                    }
+                    Err(err) => tracing::debug!(%peer, error = %err, "cannot move the socket"),
                 }
-                Err(err) => tracing::debug!(%peer, error = %err, "cannot move the socket"),
-            },
+            }
             // TLS: served here.
             Err(upgraded) => {
-                session.run(Socket::Upgraded(TokioIo::new(upgraded)), shared).await;
-                drop(held);
+                let accepted = session.framed(Socket::Upgraded(TokioIo::new(upgraded)), &shared);
+                connection::run(accepted, shared).await;
             }
         }
     });
@@ -241,23 +243,22 @@ struct Upgrade {
     query: Option<String>,
     peer: SocketAddr,
     accept: UpgradeAccept,
-    deflate: Option<(DeflateConfig, Compressing)>,
+    deflate: Option<DeflateConfig>,
+    held: connection::Held,
 }
 
 impl Upgrade {
-    /// Frames the socket and runs the session to its end.
-    async fn run(self, socket: Socket, shared: Arc<ServerState>) {
-        let Self { endpoint, id, path, query, peer, accept, deflate } = self;
+    /// The session over `socket`, framed.
+    fn framed(self, socket: Socket, shared: &ServerState) -> connection::Accepted {
+        let Self { endpoint, id, path, query, peer, accept, deflate, held } = self;
         let max_message = endpoint.limits().max_message_bytes;
         let io = ReadHint::new(socket);
         let readable = io.readable();
-        let (ws, compressing) = match deflate {
-            Some((codec, permit)) => (Wire::deflate(io, max_message, codec), Some(permit)),
-            None => (Wire::plain(io, max_message, shared.config.write_buffer_size), None),
+        let ws = match deflate {
+            Some(codec) => Wire::deflate(io, max_message, codec),
+            None => Wire::plain(io, max_message, shared.config.write_buffer_size),
         };
-        let session = connection::Accepted { ws, readable, endpoint, id, path, query, peer, accept };
-        connection::run(session, shared).await;
-        drop(compressing);
+        connection::Accepted { ws, readable, endpoint, id, path, query, peer, accept, held }
     }
 }
 

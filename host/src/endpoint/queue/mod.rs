@@ -123,10 +123,11 @@ impl Inner {
 }
 
 impl EventTx {
-    /// Queues `event`, waiting while the queue is full.
-    pub(super) async fn send(&self, event: Event) -> Result<(), Closed> {
+    /// Queues `event`, waiting while the queue is full. (A plain `fn`: the
+    /// future holds the event once; every session holds one while idle.)
+    pub(super) fn send(&self, event: Event) -> impl Future<Output = Result<(), Closed>> + Send + '_ {
         let mut event = Some(event);
-        poll_fn(|cx| {
+        poll_fn(move |cx| {
             let mut state = self.0.lock();
             if state.closed {
                 return Poll::Ready(Err(Closed));
@@ -145,7 +146,6 @@ impl EventTx {
             }
             Poll::Ready(Ok(()))
         })
-        .await
     }
 }
 

@@ -15,15 +15,15 @@
 //!
 //! - `closing`: how the server ends a session (close frames, the drain
 //!   after a bad message) and the close codes counted.
+//! - `write`: the session's queue written to the socket in batches.
 
 use super::ServerState;
+use super::http::ConnectionPermit;
 use super::io::Readable;
 use super::wire::{Wire, WireError};
-use crate::endpoint::{EndpointHandle, Event};
+use crate::endpoint::{Admitted, Compressing, EndpointHandle, Event};
 use crate::log_limit::LogLimit;
-use crate::session::{
-    CloseCode, NewSession, SessionId, SessionRx, Signal, UpgradeAccept, close_frame, link, plugin_close_frame,
-};
+use crate::session::{CloseCode, NewSession, SessionId, SessionRx, Signal, UpgradeAccept, close_frame, link};
 use futures_util::{SinkExt, StreamExt};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,20 +31,18 @@ use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tracing::Instrument;
 
 mod closing;
+mod write;
 
 use closing::{ABNORMAL, NO_STATUS};
-
-/// Most queued messages written before one flush.
-const MAX_BATCH: usize = 256;
 
 /// Abnormal ends of sessions are logged at info, each kind at most once a
 /// second (the next line says how many were held back): clients cannot
 /// flood the log.
 static BAD_MESSAGE: LogLimit = LogLimit::new(Duration::from_secs(1));
 static SILENT_CLIENT: LogLimit = LogLimit::new(Duration::from_secs(1));
-static STALLED_CLIENT: LogLimit = LogLimit::new(Duration::from_secs(1));
 
 /// A WebSocket session whose handshake is done, about to run.
 pub(super) struct Accepted {
@@ -65,6 +63,17 @@ pub(super) struct Accepted {
     pub(super) peer: SocketAddr,
     /// What the upgrade hook gave the session (protocol, attachment, topics).
     pub(super) accept: UpgradeAccept,
+    /// Released when the session ends.
+    pub(super) held: Held,
+}
+
+/// The places a session holds under the caps until it ends: the
+/// endpoint's connections, the server's (and its address's) connections,
+/// and the route's compressed sessions.
+pub(super) struct Held {
+    pub(super) _admitted: Admitted,
+    pub(super) _permit: ConnectionPermit,
+    pub(super) _compressing: Option<Compressing>,
 }
 
 /// Whether the server is stopping (and this session not yet closing).
@@ -73,45 +82,14 @@ fn stopping(shared: &ServerState, closing: bool) -> Poll<()> {
 }
 
 /// Runs the session to its end.
-#[tracing::instrument(level = "debug", name = "session", skip_all, fields(plugin = %accepted.endpoint.name(), session = accepted.id, peer = %accepted.peer))]
-pub(super) async fn run(accepted: Accepted, shared: Arc<ServerState>) {
-    let Accepted { ws, readable, endpoint, id, path, query, peer, accept } = accepted;
-    let limits = endpoint.limits();
-    let (tx, rx) = link(limits.queue_messages, limits.queue_bytes);
-    let UpgradeAccept { protocol, attachment, topics, .. } = accept;
-    let connected = Event::Connected(Box::new(NewSession { id, path, query, peer, protocol, tx, attachment, topics }));
-    let now = Instant::now();
-    let mut task = SessionTask {
-        ws,
-        readable,
-        endpoint,
-        id,
-        last_seen: now,
-        last_message: now,
-        next_ping: now + shared.config.ping_interval,
-        idle_check: shared.config.idle_timeout.map(|idle| now + idle),
-        closing_deadline: None,
-        credit: false,
-        stall_timeout: limits.stall_timeout(),
-        close_code: None,
-    };
-    tracing::debug!(compressed = task.ws.compressed(), "connected");
-    // Counted through the endpoint handle the task holds anyway: a session
-    // keeps no counters of its own (idle memory per connection).
-    task.endpoint.metrics().accepted.inc();
-    if task.endpoint.send(connected).await.is_err() {
-        let frame = close_frame(CloseCode::Error, "endpoint is not running");
-        let _ = task.ws.send(Message::Close(Some(frame))).await;
-        return;
-    }
-    shared.live.insert(id, rx.waker());
-    task.endpoint.metrics().open.inc();
-    task.serve(rx, &shared).await;
-    task.endpoint.metrics().open.dec();
-    task.endpoint.metrics().closed(task.close_code.unwrap_or(ABNORMAL));
-    shared.live.remove(id);
-    let _ = task.endpoint.send(Event::Disconnected { id }).await;
-    tracing::debug!("disconnected");
+///
+/// Not an `async fn`: the session is set up first, so that the future a
+/// session is (most of an idle session's memory) holds it once, not also
+/// the arguments it was made from.
+pub(super) fn run(accepted: Accepted, shared: Arc<ServerState>) -> impl Future<Output = ()> + Send {
+    let span = tracing::debug_span!("session", plugin = %accepted.endpoint.name(), session = accepted.id, peer = %accepted.peer);
+    let (task, rx, connected) = SessionTask::new(accepted, &shared);
+    task.run(rx, connected, shared).instrument(span)
 }
 
 /// The connection task's state.
@@ -141,6 +119,8 @@ struct SessionTask {
     stall_timeout: Duration,
     /// The close code the session ends with: the first sent or received.
     close_code: Option<u16>,
+    /// Released when the session ends.
+    _held: Held,
 }
 
 /// Whether the session goes on after a step.
@@ -150,6 +130,60 @@ enum Flow {
 }
 
 impl SessionTask {
+    /// The session's task, its end of the outbound queue, and the event
+    /// that registers it.
+    fn new(accepted: Accepted, shared: &ServerState) -> (Self, SessionRx, Event) {
+        let Accepted { ws, readable, endpoint, id, path, query, peer, accept, held } = accepted;
+        let limits = endpoint.limits();
+        let (tx, rx) = link(limits.queue_messages, limits.queue_bytes);
+        let UpgradeAccept { protocol, attachment, topics, .. } = accept;
+        let session = NewSession { id, path, query, peer, protocol, tx, attachment, topics };
+        let now = Instant::now();
+        let task = SessionTask {
+            ws,
+            readable,
+            endpoint,
+            id,
+            last_seen: now,
+            last_message: now,
+            next_ping: now + shared.config.ping_interval,
+            idle_check: shared.config.idle_timeout.map(|idle| now + idle),
+            closing_deadline: None,
+            credit: false,
+            stall_timeout: limits.stall_timeout(),
+            close_code: None,
+            _held: held,
+        };
+        (task, rx, Event::Connected(Box::new(session)))
+    }
+
+    /// The session's life: registered, served, ended. An `async` block,
+    /// not an `async fn`, so the task is stored once, not also as the
+    /// argument it came in.
+    #[allow(clippy::manual_async_fn)] // on purpose: see above
+    fn run(mut self, rx: SessionRx, connected: Event, shared: Arc<ServerState>) -> impl Future<Output = ()> + Send {
+        async move {
+            tracing::debug!(compressed = self.ws.compressed(), "connected");
+            // Counted through the endpoint handle the task holds anyway: a
+            // session keeps no counters of its own (idle memory per connection).
+            self.endpoint.metrics().accepted.inc();
+            if self.endpoint.send(connected).await.is_err() {
+                let frame = close_frame(CloseCode::Error, "endpoint is not running");
+                let _ = self.ws.send(Message::Close(Some(frame))).await;
+                return;
+            }
+            let id = self.id;
+            shared.live.insert(id, rx.waker());
+            self.endpoint.metrics().open.inc();
+            self.serve(rx, &shared).await;
+            self.endpoint.metrics().open.dec();
+            self.endpoint.metrics().closed(self.close_code.unwrap_or(ABNORMAL));
+            shared.live.remove(id);
+            let _ = self.endpoint.send(Event::Disconnected { id }).await;
+            tracing::debug!("disconnected");
+        }
+    }
+
     async fn serve(&mut self, mut rx: SessionRx, shared: &ServerState) {
         let config = &shared.config;
         let timer = tokio::time::sleep(Duration::ZERO);
@@ -186,7 +220,7 @@ impl SessionTask {
                 // The server wakes every session through its queue's waker
                 // (registered by the branch above) when it starts stopping.
                 _ = std::future::poll_fn(|_| stopping(shared, closing)) => {
-                    self.start_close(close_frame(CloseCode::Away, "server shutting down"), config.close_timeout).await
+                    Box::pin(self.start_close(close_frame(CloseCode::Away, "server shutting down"), config.close_timeout)).await
                 }
                 // Backpressure: read only with a credit and room for replies
                 // (while closing, read to see the client's close frame).
@@ -222,13 +256,14 @@ impl SessionTask {
         {
             if self.last_message + idle <= now {
                 tracing::debug!("idle timeout");
-                return self.start_close(close_frame(CloseCode::Away, "idle timeout"), config.close_timeout).await;
+                return Box::pin(self.start_close(close_frame(CloseCode::Away, "idle timeout"), config.close_timeout))
+                    .await;
             }
             self.idle_check = Some(self.last_message + idle);
         }
         if self.next_ping <= now {
             self.next_ping = now + config.ping_interval;
-            return self.heartbeat(now, config.pong_timeout).await;
+            return Box::pin(self.heartbeat(now, config.pong_timeout)).await;
         }
         Flow::Continue
     }
@@ -237,7 +272,7 @@ impl SessionTask {
         let msg = match incoming {
             None => return Flow::End,
             Some(Ok(msg)) => msg,
-            Some(Err(err)) => return self.on_error(err, close_timeout).await,
+            Some(Err(err)) => return Box::pin(self.on_error(err, close_timeout)).await,
         };
         self.last_seen = Instant::now();
         if matches!(msg, Message::Text(_) | Message::Binary(_)) {
@@ -273,58 +308,6 @@ impl SessionTask {
         match self.endpoint.send(event).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::End,
-        }
-    }
-
-    /// Writes `first` and whatever else is queued, then flushes once. A
-    /// client that takes longer than the stall timeout to accept the batch
-    /// has stopped reading and is dropped.
-    async fn write_batch(&mut self, first: Message, rx: &mut SessionRx, close_timeout: Duration) -> Flow {
-        if self.closing_deadline.is_some() {
-            return Flow::Continue;
-        }
-        let (mut close, mut written, mut bytes) = (None, 0, 0);
-        let batch = async {
-            let mut next = Some(first);
-            while let Some(msg) = next.take() {
-                if let Message::Close(frame) = msg {
-                    close = Some(frame.unwrap_or_else(|| plugin_close_frame(None, "")));
-                    break;
-                }
-                bytes += msg.len();
-                self.ws.feed(msg).await?;
-                written += 1;
-                if written < MAX_BATCH {
-                    next = rx.try_recv();
-                }
-            }
-            self.ws.flush().await
-        };
-        let outcome = tokio::time::timeout(self.stall_timeout, batch).await;
-        let metrics = self.endpoint.metrics();
-        metrics.sent.inc_by(written as u64);
-        metrics.sent_bytes.inc_by(bytes as u64);
-        match outcome {
-            Ok(Ok(())) => {}
-            Ok(Err(err)) => {
-                tracing::debug!(error = %err, "write failed");
-                return Flow::End;
-            }
-            Err(_) => {
-                if let Some(held_back) = STALLED_CLIENT.allow() {
-                    let (plugin, session, stall_timeout) = (self.endpoint.name(), self.id, self.stall_timeout);
-                    tracing::info!(
-                        %plugin, session, ?stall_timeout, held_back,
-                        "client stopped reading (limits.stall-timeout-ms); dropping it"
-                    );
-                }
-                return Flow::End;
-            }
-        }
-        match close {
-            Some(frame) => self.start_close(frame, close_timeout).await,
-            None if rx.take_drained() => self.drained().await,
-            None => Flow::Continue,
         }
     }
 
