@@ -66,8 +66,10 @@ for round in $(seq "$rounds"); do
     echo "round $round/$rounds" >&2
     for label in $labels; do
         run "$label" echo --conns 100 --inflight 8 --size 64 --secs 5
-        # Latency at a fixed load below either server's capacity (paced,
-        # open loop): 2 000 and 20 000 messages/s over the 100 connections.
+        # Latency and CPU at a fixed load below every server's capacity
+        # (paced, open loop): 200, 2 000 and 20 000 messages/s over the 100
+        # connections.
+        run "$label" echo --conns 100 --rate 200 --size 64 --secs 5
         run "$label" echo --conns 100 --rate 2000 --size 64 --secs 5
         run "$label" echo --conns 100 --rate 20000 --size 64 --secs 5
         run "$label" fanout --receivers 9999 --messages 50
@@ -90,7 +92,9 @@ def med(scenario, label, key):
     vals = [r[key] for r in rows if r["scenario"] == scenario and r["label"] == label and key in r]
     return statistics.median(vals) if vals else float("nan")
 names = {"node": "node (ws)", "bun": "bun"}
+vs_bun = "bun" in peers
 head = "| scenario | metric | native | wasock | wasock/native |" + "".join(f" {names[p]} |" for p in peers)
+head += " wasock/bun |" if vs_bun else ""
 print(head)
 print("|---" * (head.count("|") - 1) + "|")
 for scenario, key, name in [
@@ -101,8 +105,13 @@ for scenario, key, name in [
     ("echo", "server_us_per_msg", "echo: server CPU us per message"),
     ("echo", "endpoint_us_per_msg", "echo: of which wasock's endpoint thread"),
     ("echo", "client_cpu", "echo: load client's share of its core"),
+    ("echo@200", "server_us_per_msg", "echo paced 200 msg/s: server CPU us per message"),
+    ("echo@200", "p50_us", "echo paced 200 msg/s: p50 us"),
+    ("echo@200", "p99_us", "echo paced 200 msg/s: p99 us"),
+    ("echo@2000", "server_us_per_msg", "echo paced 2 000 msg/s: server CPU us per message"),
     ("echo@2000", "p50_us", "echo paced 2 000 msg/s: p50 us"),
     ("echo@2000", "p99_us", "echo paced 2 000 msg/s: p99 us"),
+    ("echo@20000", "server_us_per_msg", "echo paced 20 000 msg/s: server CPU us per message"),
     ("echo@20000", "p50_us", "echo paced 20 000 msg/s: p50 us"),
     ("echo@20000", "p99_us", "echo paced 20 000 msg/s: p99 us"),
     ("fanout", "deliveries_per_sec", "fan-out deliveries/s (10000 sessions: 9999 receivers + the sender)"),
@@ -114,23 +123,33 @@ for scenario, key, name in [
     ("storm", "ok", "storm: connections ok of 10000"),
     ("storm", "secs", "storm seconds"),
     ("idle", "kib_per_conn", "idle RSS KiB per connection (10000)"),
+    ("idle", "idle_cpu_pct", "idle: server CPU, % of a core (10000 connections, no traffic)"),
 ]:
     n, w = med(scenario, "native", key), med(scenario, "wasock", key)
     line = f"| {scenario} | {name} | {n:.2f} | {w:.2f} | {w / n if n else float('nan'):.2f} |"
     for p in peers:
         line += f" {med(scenario, p, key):.2f} |"
+    if vs_bun:
+        b = med(scenario, "bun", key)
+        line += f" {w / b if b else float('nan'):.2f} |"
     print(line)
 # Each round ran the servers back to back: the ratio per round shows how
 # much the machine's noise moves it.
-def per_round(scenario, key):  # (native, wasock) pairs, one per round
+def per_round(scenario, key, peer="native"):  # (peer, wasock) pairs, one per round
     vals = lambda lab: [r[key] for r in rows if r["scenario"] == scenario and r["label"] == lab]
-    return list(zip(vals("native"), vals("wasock")))
+    return list(zip(vals(peer), vals("wasock")))
 pairs = [round(w / n, 2) for n, w in per_round("echo", "msgs_per_sec")]
 print(f"\necho msg/s ratio per round: {pairs} (median {statistics.median(pairs)})")
-for rate in (2000, 20000):
-    deltas = [w - n for n, w in per_round(f"echo@{rate}", "p99_us")]
-    if deltas:
-        print(f"echo paced {rate} msg/s, p99 wasock - native per round (us): {deltas} (median {statistics.median(deltas)})")
+for rate in (200, 2000, 20000):
+    for peer in ["native"] + (["bun"] if vs_bun else []):
+        for key in ("p50_us", "p99_us"):
+            deltas = [w - n for n, w in per_round(f"echo@{rate}", key, peer)]
+            if deltas:
+                print(f"echo paced {rate} msg/s, {key[:3]} wasock - {peer} per round (us): {deltas} (median {statistics.median(deltas)})")
+if vs_bun:
+    for scenario, key in (("echo", "server_us_per_msg"), ("echo@2000", "server_us_per_msg"), ("topic", "server_us_per_delivery")):
+        ratios = [round(w / b, 2) for b, w in per_round(scenario, key, "bun") if b]
+        print(f"{scenario} {key}, wasock / bun per round: {ratios}")
 EOF
 
 echo

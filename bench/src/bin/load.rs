@@ -19,7 +19,8 @@
 //!   node of the same cluster); with `--interval-ms` the sender waits that
 //!   long between messages (paced), so the time to the last receiver is the
 //!   delivery latency at a light load.
-//! - `idle`: holds N connections and reads the server's RSS before and after.
+//! - `idle`: holds N connections and reads the server's RSS before and after,
+//!   then its CPU (percent of a core) over a few seconds of no traffic.
 //! - `storm`: opens N connections at once; how many succeed, how long it takes.
 
 use clap::{Parser, Subcommand};
@@ -32,6 +33,9 @@ use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::Message;
 use wasock_bench::Latencies;
 use wasock_bench::cpu::CpuSample;
+
+/// How long `idle` measures the server's CPU with every connection idle.
+const IDLE_CPU_WINDOW: Duration = Duration::from_secs(5);
 use wasock_bench::rss_kib;
 
 #[derive(Parser)]
@@ -217,9 +221,14 @@ async fn main() -> anyhow::Result<()> {
             }
             tokio::time::sleep(Duration::from_secs(2)).await;
             let after = rss_kib(pid)?;
+            // The server's CPU while every connection is idle.
+            let quiet = CpuSample::of(pid)?;
+            tokio::time::sleep(IDLE_CPU_WINDOW).await;
+            let spent = CpuSample::of(pid)?.since(&quiet).total().as_secs_f64();
             println!(
-                r#"{{"scenario":"idle","label":"{label}","conns":{conns},"rss_before_kib":{before},"rss_after_kib":{after},"kib_per_conn":{:.1}}}"#,
-                (after.saturating_sub(before)) as f64 / conns as f64
+                r#"{{"scenario":"idle","label":"{label}","conns":{conns},"rss_before_kib":{before},"rss_after_kib":{after},"kib_per_conn":{:.1},"idle_cpu_pct":{:.3}}}"#,
+                (after.saturating_sub(before)) as f64 / conns as f64,
+                spent * 100.0 / IDLE_CPU_WINDOW.as_secs_f64()
             );
             drop(held);
         }

@@ -4,6 +4,7 @@
 //! - [`bindings`]: `bindgen!` output (private).
 //! - [`cache`]: compiled components on disk, so restarts skip Cranelift.
 //! - [`compat`]: the 0.1 contract's imports, over the same registry.
+//! - [`epoch`]: the epoch ticker (parked while no plugin is called).
 //! - [`guest`]: a plugin's exports, whichever contract it implements.
 //! - [`host`]: what an instance's store holds.
 //! - [`imports`]: the 0.2 imports a plugin calls (`session`, `endpoint`,
@@ -15,6 +16,7 @@
 mod bindings;
 pub mod cache;
 mod compat;
+mod epoch;
 pub mod guest;
 pub mod host;
 mod imports;
@@ -23,59 +25,16 @@ pub mod stdio;
 mod waits;
 
 pub use cache::{CompileCache, Origin};
+pub use epoch::{EPOCH_TICK, EpochClock};
 pub use guest::{Contract, Exports};
 pub use host::{HostState, arm_call};
 pub use plugin::{CompiledPlugin, Digest, LoadError};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
-
-/// How often the engine's epoch advances; the unit of call deadlines.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// The epoch ticker's count as the host sees it: a call records the epoch
-/// it must end by, and a host wait measures what is left of it.
-#[derive(Debug)]
-pub struct EpochClock {
-    /// Ticks so far (the engine's epoch advances with it).
-    ticks: AtomicU64,
-    /// When the clock started.
-    base: Instant,
-    /// When the last tick was, in nanoseconds since `base`.
-    last_tick: AtomicU64,
-}
-
-impl EpochClock {
-    fn new() -> Self {
-        Self { ticks: AtomicU64::new(0), base: Instant::now(), last_tick: AtomicU64::new(0) }
-    }
-
-    fn tick(&self) {
-        let nanos = u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.last_tick.store(nanos, Ordering::Release);
-        self.ticks.fetch_add(1, Ordering::AcqRel);
-    }
-
-    /// The current tick.
-    pub fn now(&self) -> u64 {
-        self.ticks.load(Ordering::Acquire)
-    }
-
-    /// About how long until tick `deadline` (within one tick).
-    pub fn until(&self, deadline: u64) -> Duration {
-        let now = self.now();
-        if deadline <= now {
-            return Duration::ZERO;
-        }
-        let last_tick = Duration::from_nanos(self.last_tick.load(Ordering::Acquire));
-        let since_tick = self.base.elapsed().saturating_sub(last_tick);
-        let ticks = u32::try_from(deadline - now).unwrap_or(u32::MAX);
-        EPOCH_TICK.saturating_mul(ticks).saturating_sub(since_tick)
-    }
-}
 
 /// The engine, the linker with every host import, and the epoch ticker.
 /// Shared by every endpoint.
@@ -135,13 +94,7 @@ impl Runtime {
         let clock = Arc::new(EpochClock::new());
         let ticker = {
             let (engine, clock, stop) = (engine.clone(), clock.clone(), stop.clone());
-            std::thread::Builder::new().name("wasock-epoch".into()).spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    std::thread::sleep(EPOCH_TICK);
-                    clock.tick();
-                    engine.increment_epoch();
-                }
-            })?
+            std::thread::Builder::new().name("wasock-epoch".into()).spawn(move || clock.run_ticker(&engine, &stop))?
         };
         Ok(Self { engine, linker, cache, clock, ticker: Some(ticker), stop })
     }
@@ -173,6 +126,7 @@ impl Runtime {
 impl Drop for Runtime {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
+        self.clock.unpark();
         if let Some(t) = self.ticker.take() {
             let _ = t.join();
         }
