@@ -35,9 +35,15 @@ async fn next_text(c: &mut Client, wait: Duration) -> Option<String> {
     tokio::time::timeout(wait, c.recv_text()).await.ok()
 }
 
+/// The answer to `/who` (room news arriving meanwhile is skipped).
 async fn who(c: &mut Client) -> String {
     c.send_text("/who").await;
-    c.recv_text().await
+    loop {
+        let text = c.recv_text().await;
+        if text.starts_with("online: ") {
+            return text;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

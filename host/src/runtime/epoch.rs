@@ -2,7 +2,8 @@
 //! plugins are being called, so a call that runs past its deadline traps;
 //! and the [`EpochClock`] the host reads the same count from.
 //!
-//! After [`IDLE_TICKS`] without a call the ticker parks, so an idle server
+//! [`IDLE_TICKS`] after the last call's deadline (no call can still be
+//! running then) the ticker parks, so an idle server
 //! spends no CPU on it (it was most of an idle server's CPU: 100 wake-ups
 //! a second); the next call wakes it as it arms its deadline. Parking is a
 //! handshake under one lock (the ticker announces it, then re-checks for a
@@ -30,8 +31,8 @@ pub struct EpochClock {
     /// When the last tick was (or the ticker woke), in nanoseconds since
     /// `base`.
     last_tick: AtomicU64,
-    /// The tick at which the last call was armed.
-    last_call: AtomicU64,
+    /// The latest tick by which every call armed so far must have ended.
+    busy_until: AtomicU64,
     /// The ticker is parked (or about to): the next call wakes it.
     parked: AtomicBool,
     /// Held while parking and waking, so that neither is missed.
@@ -46,7 +47,7 @@ impl EpochClock {
             ticks: AtomicU64::new(0),
             base: Instant::now(),
             last_tick: AtomicU64::new(0),
-            last_call: AtomicU64::new(0),
+            busy_until: AtomicU64::new(0),
             parked: AtomicBool::new(false),
             idle: Mutex::new(()),
             wake: Condvar::new(),
@@ -67,14 +68,20 @@ impl EpochClock {
         self.ticks.load(Ordering::Acquire)
     }
 
-    /// A plugin call starts: wakes the ticker if it is parked; the current
-    /// tick, to count the call's deadline from.
-    pub fn arm(&self) -> u64 {
-        self.last_call.store(self.now(), Ordering::SeqCst);
+    /// A plugin call of at most `ticks` starts: wakes the ticker if it is
+    /// parked; the current tick, to count the call's deadline from.
+    pub fn arm(&self, ticks: u64) -> u64 {
+        let now = self.now();
+        self.busy_until.fetch_max(now.saturating_add(ticks), Ordering::SeqCst);
         if self.parked.load(Ordering::SeqCst) {
             self.unpark();
         }
-        self.now()
+        now
+    }
+
+    /// Whether no call can be running and none started for a while.
+    fn idle(&self) -> bool {
+        self.now() >= self.busy_until.load(Ordering::SeqCst).saturating_add(IDLE_TICKS)
     }
 
     /// Whether the ticker is parked.
@@ -109,7 +116,7 @@ impl EpochClock {
             std::thread::sleep(EPOCH_TICK);
             self.tick();
             engine.increment_epoch();
-            if self.now().saturating_sub(self.last_call.load(Ordering::SeqCst)) >= IDLE_TICKS {
+            if self.idle() {
                 self.park(stop);
             }
         }
@@ -121,7 +128,7 @@ impl EpochClock {
         self.parked.store(true, Ordering::SeqCst);
         // A call armed after the check above saw `parked` false and did
         // not wake us: look again now that it is set.
-        if self.now().saturating_sub(self.last_call.load(Ordering::SeqCst)) < IDLE_TICKS {
+        if !self.idle() {
             self.parked.store(false, Ordering::SeqCst);
             return;
         }
@@ -156,11 +163,18 @@ mod tests {
         assert_eq!(clock.now(), parked_at, "ticked while parked");
         // A call arms: the ticker runs again, and a wait right after is
         // measured from the wake-up, not from the tick before parking.
-        let now = clock.arm();
+        let now = clock.arm(10);
         assert!(!clock.is_parked());
         assert!(clock.until(now + 10) > EPOCH_TICK * 8, "{:?} left of 10 ticks", clock.until(now + 10));
         while clock.now() == now {
             assert!(started.elapsed() < Duration::from_secs(30), "never ticked again");
+            std::thread::sleep(EPOCH_TICK);
+        }
+        // A call longer than the idle time keeps it ticking to its end.
+        let armed = clock.arm(IDLE_TICKS * 2);
+        while clock.now() < armed + IDLE_TICKS * 2 {
+            assert!(!clock.is_parked(), "parked at tick {} during a call armed at {armed}", clock.now());
+            assert!(started.elapsed() < Duration::from_secs(60), "stopped ticking during a call");
             std::thread::sleep(EPOCH_TICK);
         }
         stop.store(true, Ordering::Relaxed);

@@ -98,7 +98,7 @@ pub fn arm_call(store: &mut Store<HostState>) {
     let ticks = store.data().deadline_ticks;
     store.set_epoch_deadline(ticks);
     let state = store.data_mut();
-    state.call_ends = state.clock.arm() + ticks;
+    state.call_ends = state.clock.arm(ticks) + ticks;
 }
 
 impl HostState {
