@@ -354,6 +354,14 @@ pub fn logs() -> String {
     String::from_utf8_lossy(&LOG.lock().unwrap()).into_owned()
 }
 
+/// The log line of the fault `plugin`'s `handle-text` call caused (a trap,
+/// an overrun); panics with the whole log if there is none.
+pub fn text_fault_logged(plugin: &str) -> String {
+    let log = logs();
+    let line = log.lines().find(|l| l.contains(&format!("plugin={plugin} handler=\"handle-text\"")));
+    line.map(str::to_owned).unwrap_or_else(|| panic!("no fault logged for {plugin}:\n{log}"))
+}
+
 /// Captures the host's log (set `WASOCK_TEST_LOG=1` to also see it).
 fn init_logging() {
     struct Capture;

@@ -4,7 +4,7 @@
 //! of a binary share its wasmtime runtime and would keep the ticker busy.
 
 use std::time::{Duration, Instant};
-use wasock_tests::{TestServer, compile_fixture, logs, runtime, test_config};
+use wasock_tests::{TestServer, compile_fixture, runtime, test_config, text_fault_logged};
 
 /// Waits until the shared runtime's epoch ticker has parked.
 async fn until_parked() {
@@ -26,11 +26,7 @@ async fn stopped_after_idle(server: &TestServer, name: &str, command: &str, caus
     victim.send_text(command).await;
     assert_eq!(victim.recv_text().await, "restored:1");
     assert!(!runtime().clock().is_parked(), "the call did not wake the ticker");
-    let log = logs();
-    let line = log
-        .lines()
-        .find(|l| l.contains(&format!("plugin={name} handler=\"handle-text\"")))
-        .unwrap_or_else(|| panic!("no fault logged for {name}:\n{log}"));
+    let line = text_fault_logged(name);
     assert!(line.contains(cause), "{line}");
 }
 

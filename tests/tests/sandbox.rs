@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use wasock_tests::{Client, TestServer, compile_fixture, eventually, logs, plugin, test_config};
+use wasock_tests::{Client, TestServer, compile_fixture, eventually, logs, plugin, test_config, text_fault_logged};
 
 /// Serves the `misbehave` fixture at `/bad` (with `limits` TOML) next to
 /// `echo`.
@@ -43,11 +43,7 @@ async fn contained(name: &str, limits: &str, command: &str, cause: &str) {
     assert_eq!(victim.recv_text().await, "again");
     neighbour.send_text("me too").await;
     assert_eq!(neighbour.recv_text().await, "me too");
-    let log = logs();
-    let line = log
-        .lines()
-        .find(|l| l.contains(&format!("plugin={name} handler=\"handle-text\"")))
-        .unwrap_or_else(|| panic!("no fault logged for {name}:\n{log}"));
+    let line = text_fault_logged(name);
     assert!(line.contains(cause), "{line}");
     server.shutdown().await;
 }

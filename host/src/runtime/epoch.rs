@@ -72,7 +72,12 @@ impl EpochClock {
     /// parked; the current tick, to count the call's deadline from.
     pub fn arm(&self, ticks: u64) -> u64 {
         let now = self.now();
-        self.busy_until.fetch_max(now.saturating_add(ticks), Ordering::SeqCst);
+        let ends = now.saturating_add(ticks);
+        // Calls within one tick share their end: no write (the ticker reads
+        // an end at least as late either way).
+        if self.busy_until.load(Ordering::SeqCst) < ends {
+            self.busy_until.fetch_max(ends, Ordering::SeqCst);
+        }
         if self.parked.load(Ordering::SeqCst) {
             self.unpark();
         }

@@ -59,10 +59,12 @@ struct State {
     closed: bool,
 }
 
-impl State {
-    /// The waiting endpoint thread, to wake once the lock is released.
-    fn receiver(&mut self) -> Option<Waker> {
-        self.receiver.take()
+/// Releases the lock, then wakes the endpoint thread if it waits.
+fn wake_receiver(mut state: MutexGuard<'_, State>) {
+    let receiver = state.receiver.take();
+    drop(state);
+    if let Some(receiver) = receiver {
+        receiver.wake();
     }
 }
 
@@ -139,11 +141,7 @@ impl EventTx {
                 return Poll::Pending;
             }
             state.events.push_back(event.take().expect("polled after completion"));
-            let receiver = state.receiver();
-            drop(state);
-            if let Some(receiver) = receiver {
-                receiver.wake();
-            }
+            wake_receiver(state);
             Poll::Ready(Ok(()))
         })
     }
@@ -160,11 +158,7 @@ impl EventTx {
             return false;
         }
         state.events.push_back(event);
-        let receiver = state.receiver();
-        drop(state);
-        if let Some(receiver) = receiver {
-            receiver.wake();
-        }
+        wake_receiver(state);
         true
     }
 
@@ -178,11 +172,7 @@ impl Drop for EventTx {
     fn drop(&mut self) {
         let mut state = self.0.lock();
         state.sender_gone = true;
-        let receiver = state.receiver();
-        drop(state);
-        if let Some(receiver) = receiver {
-            receiver.wake();
-        }
+        wake_receiver(state);
     }
 }
 
@@ -235,11 +225,7 @@ impl EventRx {
 
     /// The next event if one is queued.
     pub(super) fn try_recv(&mut self) -> Result<Event, TryRecvError> {
-        if let Some(event) = self.batch.pop_front() {
-            return Ok(event);
-        }
-        let mut state = self.inner.lock();
-        take(&mut self.batch, &mut state)
+        Self::take_now(&self.inner, &mut self.batch)
     }
 
     /// Wakes `wakes` and runs the sessions' I/O until an event comes or
@@ -281,6 +267,8 @@ impl EventRx {
         })
     }
 
+    /// [`try_recv`](Self::try_recv) on the fields (borrowed apart from the
+    /// runtime).
     fn take_now(inner: &Inner, batch: &mut VecDeque<Event>) -> Result<Event, TryRecvError> {
         if let Some(event) = batch.pop_front() {
             return Ok(event);
