@@ -132,9 +132,10 @@ async fn a_zip_bomb_closes_with_1009_and_spares_the_others() {
     server.shutdown().await;
 }
 
-/// Each compressed session holds its codec's contexts (~350 KiB once used,
-/// `bench/deflate.sh`): `max-sessions` bounds how many there are. Past it a
-/// client is served uncompressed, not refused; a place freed is reused.
+/// `max-sessions` bounds the compressed sessions (it matters under context
+/// takeover, where each keeps its own contexts, ~300 KiB once used). Past
+/// it a client is served uncompressed, not refused; a place freed is
+/// reused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_sessions_bounds_the_compressed_connections() {
     let server = TestServer::serve(test_config(), vec![mirror("few", Some("max-sessions = 2\n"))]).await;

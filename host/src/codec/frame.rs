@@ -2,8 +2,9 @@
 //! header, writing the server's, and unmasking a payload in wide words.
 //!
 //! Every rule about a single header is checked here, as soon as its bytes
-//! are in: reserved bits, opcodes, the client's mask, control frames'
-//! length and FIN bit, and the 64-bit length's top bit.
+//! are in: reserved bits (RSV1 is reported, for the reader to allow it on
+//! a compressed message's first frame), opcodes, the client's mask,
+//! control frames' length and FIN bit, and the 64-bit length's top bit.
 
 use super::Error;
 
@@ -20,6 +21,9 @@ pub(super) const PING: u8 = 0x9;
 /// A pong frame.
 pub(super) const PONG: u8 = 0xA;
 
+/// RSV1 in a frame's first byte: the message is compressed (RFC 7692).
+pub(super) const RSV1: u8 = 0x40;
+
 /// The longest payload a control frame may carry.
 pub(super) const MAX_CONTROL: u64 = 125;
 
@@ -28,6 +32,8 @@ pub(super) const MAX_CONTROL: u64 = 125;
 pub(super) struct Header {
     /// The frame ends its message.
     pub(super) fin: bool,
+    /// RSV1: a compressed message, if permessage-deflate was agreed.
+    pub(super) rsv1: bool,
     pub(super) opcode: u8,
     pub(super) mask: [u8; 4],
     /// Payload bytes.
@@ -40,7 +46,7 @@ pub(super) struct Header {
 /// arrived, an error as soon as the bytes in break a rule.
 pub(super) fn parse(buf: &[u8]) -> Result<Option<Header>, Error> {
     let [b0, b1, ..] = *buf else { return Ok(None) };
-    if b0 & 0x70 != 0 {
+    if b0 & 0x30 != 0 {
         return Err(Error::Protocol("reserved bits set"));
     }
     let (fin, opcode) = (b0 & 0x80 != 0, b0 & 0x0F);
@@ -72,10 +78,12 @@ pub(super) fn parse(buf: &[u8]) -> Result<Option<Header>, Error> {
         return Err(Error::Protocol("frame length with its top bit set"));
     }
     let Some(mask) = buf.get(at..at + 4) else { return Ok(None) };
-    Ok(Some(Header { fin, opcode, mask: mask.try_into().expect("4 bytes"), len, size: at + 4 }))
+    let rsv1 = b0 & RSV1 != 0;
+    Ok(Some(Header { fin, rsv1, opcode, mask: mask.try_into().expect("4 bytes"), len, size: at + 4 }))
 }
 
-/// Appends a server frame's header (final, unmasked) to `out`.
+/// Appends a server frame's header (final, unmasked) to `out`; `opcode`
+/// may carry [`RSV1`].
 pub(super) fn write_header(out: &mut Vec<u8>, opcode: u8, len: usize) {
     out.push(0x80 | opcode);
     if len < 126 {
@@ -130,7 +138,7 @@ mod tests {
             let payload: Vec<u8> = (0..len).map(|i| (i * 7) as u8).collect();
             let frame = client_frame(true, BINARY, &payload);
             let header = parse(&frame).unwrap().unwrap();
-            assert_eq!((header.fin, header.opcode, header.len), (true, BINARY, len as u64));
+            assert_eq!((header.fin, header.rsv1, header.opcode, header.len), (true, false, BINARY, len as u64));
             assert_eq!(header.size + len, frame.len());
             for cut in 0..header.size {
                 assert_eq!(parse(&frame[..cut]).unwrap(), None, "len {len}, {cut} bytes in");
@@ -141,8 +149,9 @@ mod tests {
 
     #[test]
     fn rule_breaking_headers_fail_as_soon_as_their_bytes_are_in() {
-        let cases: [(&[u8], &str); 6] = [
-            (&[0xC1, 0x80], "reserved bits set"),
+        let cases: [(&[u8], &str); 7] = [
+            (&[0xA1, 0x80], "reserved bits set"),
+            (&[0x91, 0x80], "reserved bits set"),
             (&[0x83, 0x80], "unknown opcode"),
             (&[0x81, 0x05], "unmasked client frame"),
             (&[0x09, 0x80], "fragmented control frame"),

@@ -1,6 +1,7 @@
-//! The WebSocket codec of plain (uncompressed) sessions: RFC 6455 framing
-//! over any socket, as a `Stream` of the client's tungstenite [`Message`]s
-//! and a `Sink` of the server's (the type the session queues carry).
+//! The WebSocket codec of every session: RFC 6455 framing over any socket,
+//! with permessage-deflate (RFC 7692) when the handshake agreed it, as a
+//! `Stream` of the client's tungstenite [`Message`]s and a `Sink` of the
+//! server's (the type the session queues carry).
 //!
 //! Why our own, not tungstenite's (measured, `BENCHMARKS.md`, "The wire
 //! codec"): an idle session holds no buffer. Reads go into one buffer per
@@ -17,16 +18,20 @@
 //! checks what RFC 6455 asks of a server: masks, reserved bits, opcodes,
 //! control frames, fragmentation, close codes, UTF-8 (failing fast inside
 //! a fragmented text), and the message size limit, at the frame header,
-//! before the payload is read.
+//! before the payload is read (and while inflating a compressed one).
 //!
 //! - `frame`: headers and masking at the byte level.
 //! - `read`: frames into messages, and the checks on what the client sent.
+//! - `deflate`: compressing and inflating, with contexts shared by the
+//!   thread's sessions unless context takeover was agreed.
 
+mod deflate;
 mod frame;
 mod read;
 #[cfg(test)]
 mod tests;
 
+use bytes::Bytes;
 use futures_util::{Sink, Stream};
 use std::cell::RefCell;
 use std::io;
@@ -35,6 +40,8 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+
+pub use deflate::Deflate;
 
 /// Bytes one read takes from the socket (the per-thread buffer's size).
 const READ_SIZE: usize = 64 << 10;
@@ -95,6 +102,8 @@ pub struct Codec<S> {
     parsed: usize,
     /// Boxed: rare, and a session's size is idle memory.
     gathering: Option<Box<read::Gathering>>,
+    /// permessage-deflate, if agreed (boxed for the same reason).
+    deflate: Option<Box<Deflate>>,
     /// Frames encoded and not yet written, from `written` on; unallocated
     /// once flushed.
     out: Vec<u8>,
@@ -114,12 +123,24 @@ impl<S> Codec<S> {
             pending: Vec::new(),
             parsed: 0,
             gathering: None,
+            deflate: None,
             out: Vec::new(),
             written: 0,
             state: State::Open,
             max_message,
             write_buffer,
         }
+    }
+
+    /// The same, compressing and inflating messages as `deflate` says.
+    pub fn deflate(mut self, deflate: Deflate) -> Self {
+        self.deflate = Some(Box::new(deflate));
+        self
+    }
+
+    /// Whether permessage-deflate is on.
+    pub fn compressed(&self) -> bool {
+        self.deflate.is_some()
     }
 
     /// The socket (after a bad message, to drain it).
@@ -134,6 +155,16 @@ impl<S> Codec<S> {
         }
         frame::write_header(&mut self.out, opcode, payload.len());
         self.out.extend_from_slice(payload);
+    }
+
+    /// Queues a data frame, compressed if compression is on and pays.
+    fn encode_data(&mut self, opcode: u8, payload: &Bytes) {
+        if let Some(deflate) = self.deflate.as_mut()
+            && let Some(packed) = deflate.compress(payload)
+        {
+            return self.encode(frame::RSV1 | opcode, &packed);
+        }
+        self.encode(opcode, payload);
     }
 
     fn encode_close(&mut self, frame: Option<&CloseFrame>) {
@@ -265,8 +296,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for Codec<S> {
             return Ok(());
         }
         match msg {
-            Message::Text(text) => this.encode(frame::TEXT, text.as_bytes()),
-            Message::Binary(data) => this.encode(frame::BINARY, &data),
+            Message::Text(text) => this.encode_data(frame::TEXT, &Bytes::from(text)),
+            Message::Binary(data) => this.encode_data(frame::BINARY, &data),
             Message::Ping(data) => this.encode(frame::PING, &data),
             Message::Pong(data) => this.encode(frame::PONG, &data),
             Message::Close(frame) => {

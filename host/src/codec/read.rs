@@ -1,8 +1,9 @@
 //! Reading: frames parsed from the bytes read into messages, with every
 //! check RFC 6455 asks of a server on what the client sends (size limits
 //! at the header, fragmentation, control frames, close payloads, UTF-8
-//! failing fast inside a fragmented text), and the replies the reading
-//! itself queues (pong, the close echo).
+//! failing fast inside a fragmented text), compressed messages inflated
+//! (RSV1 on a message's first frame, once permessage-deflate was agreed),
+//! and the replies the reading itself queues (pong, the close echo).
 
 use super::{Codec, Error, State, frame};
 use bytes::Bytes;
@@ -14,6 +15,8 @@ use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
 #[derive(Debug)]
 pub(super) struct Gathering {
     text: bool,
+    /// Its bytes are compressed (then UTF-8 is checked once inflated).
+    compressed: bool,
     data: Vec<u8>,
     /// Bytes of a text known to be UTF-8 so far (a character may be split
     /// between frames).
@@ -26,7 +29,7 @@ impl<S> Codec<S> {
     pub(super) fn frames(&mut self, buf: &[u8]) -> Result<(usize, Option<Message>), Error> {
         let mut at = 0;
         while let Some(header) = frame::parse(&buf[at..])? {
-            self.check_size(&header)?;
+            self.check_header(&header)?;
             let end = at + header.size + header.len as usize;
             if buf.len() < end {
                 break;
@@ -40,9 +43,15 @@ impl<S> Codec<S> {
         Ok((at, None))
     }
 
-    /// Fails a frame (or the message it continues) over the limit as soon
-    /// as its header is in, before its payload is read.
-    fn check_size(&self, header: &frame::Header) -> Result<(), Error> {
+    /// Fails a frame as soon as its header is in, before its payload is
+    /// read: RSV1 anywhere but on the first frame of a message when
+    /// compression was agreed, and a frame (or the message it continues)
+    /// over the limit (for a compressed one, its compressed size here; its
+    /// inflated size is bounded while inflating).
+    fn check_header(&self, header: &frame::Header) -> Result<(), Error> {
+        if header.rsv1 && (self.deflate.is_none() || !matches!(header.opcode, frame::TEXT | frame::BINARY)) {
+            return Err(Error::Protocol("reserved bits set"));
+        }
         let so_far =
             self.gathering.as_ref().filter(|_| header.opcode == frame::CONTINUATION).map_or(0, |g| g.data.len());
         if header.len > self.max_message as u64 {
@@ -56,7 +65,7 @@ impl<S> Codec<S> {
 
     /// One whole frame: the message it completes, if any.
     fn frame(&mut self, header: frame::Header, payload: &[u8]) -> Result<Option<Message>, Error> {
-        let frame::Header { fin, opcode, mask, .. } = header;
+        let frame::Header { fin, rsv1: compressed, opcode, mask, .. } = header;
         match opcode {
             frame::TEXT | frame::BINARY => {
                 if self.gathering.is_some() {
@@ -65,9 +74,9 @@ impl<S> Codec<S> {
                 let text = opcode == frame::TEXT;
                 let data = frame::unmasked(payload, mask);
                 if fin {
-                    return message(text, data).map(Some);
+                    return self.message(text, compressed, data).map(Some);
                 }
-                let mut gathering = Box::new(Gathering { text, data, checked: 0 });
+                let mut gathering = Box::new(Gathering { text, compressed, data, checked: 0 });
                 gathering.check_utf8()?;
                 self.gathering = Some(gathering);
                 Ok(None)
@@ -81,8 +90,8 @@ impl<S> Codec<S> {
                 if !fin {
                     return Ok(None);
                 }
-                let Gathering { text, data, .. } = *self.gathering.take().expect("gathering");
-                message(text, data).map(Some)
+                let Gathering { text, compressed, data, .. } = *self.gathering.take().expect("gathering");
+                self.message(text, compressed, data).map(Some)
             }
             frame::PING => {
                 let data = Bytes::from(frame::unmasked(payload, mask));
@@ -94,6 +103,15 @@ impl<S> Codec<S> {
             frame::PONG => Ok(Some(Message::Pong(Bytes::from(frame::unmasked(payload, mask))))),
             _ => self.closed(&frame::unmasked(payload, mask)),
         }
+    }
+
+    /// A whole message, inflated first if `compressed`.
+    fn message(&mut self, text: bool, compressed: bool, data: Vec<u8>) -> Result<Message, Error> {
+        let data = match (compressed, self.deflate.as_mut()) {
+            (true, Some(deflate)) => deflate.inflate(&data, self.max_message)?,
+            _ => Bytes::from(data),
+        };
+        message(text, data)
     }
 
     /// The client's close frame: answered with the same code (1002 for a
@@ -131,7 +149,7 @@ impl Gathering {
     /// Fails a fragmented text as soon as its bytes so far cannot begin a
     /// UTF-8 string.
     fn check_utf8(&mut self) -> Result<(), Error> {
-        if !self.text {
+        if !self.text || self.compressed {
             return Ok(());
         }
         match std::str::from_utf8(&self.data[self.checked..]) {
@@ -143,9 +161,8 @@ impl Gathering {
     }
 }
 
-/// A whole message.
-fn message(text: bool, data: Vec<u8>) -> Result<Message, Error> {
-    let data = Bytes::from(data);
+/// A whole message's bytes as a message.
+fn message(text: bool, data: Bytes) -> Result<Message, Error> {
     if text {
         Utf8Bytes::try_from(data).map(Message::Text).map_err(|_| Error::BadUtf8)
     } else {

@@ -30,7 +30,7 @@ pub(super) fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
     out
 }
 
-fn pair(max_message: usize) -> (Codec<DuplexStream>, DuplexStream) {
+pub(super) fn pair(max_message: usize) -> (Codec<DuplexStream>, DuplexStream) {
     let (server, client) = tokio::io::duplex(1 << 20);
     (Codec::server(server, max_message, 8 << 10), client)
 }
@@ -41,9 +41,16 @@ async fn next(codec: &mut Codec<DuplexStream>) -> Result<Message, Error> {
 
 /// The next server frame on the client's side: opcode and payload.
 async fn server_frame(client: &mut DuplexStream) -> (u8, Vec<u8>) {
+    let (first, payload) = server_frame_bits(client).await;
+    assert_eq!(first & 0xF0, 0x80, "final, no reserved bits");
+    (first & 0x0F, payload)
+}
+
+/// The next server frame on the client's side: its first byte (FIN, RSV
+/// bits, opcode) and payload.
+pub(super) async fn server_frame_bits(client: &mut DuplexStream) -> (u8, Vec<u8>) {
     let mut head = [0; 2];
     client.read_exact(&mut head).await.unwrap();
-    assert_eq!(head[0] & 0xF0, 0x80, "final, no reserved bits");
     assert_eq!(head[1] & 0x80, 0, "unmasked");
     let len = match head[1] {
         126 => u64::from(client.read_u16().await.unwrap()),
@@ -52,7 +59,7 @@ async fn server_frame(client: &mut DuplexStream) -> (u8, Vec<u8>) {
     };
     let mut payload = vec![0; len as usize];
     client.read_exact(&mut payload).await.unwrap();
-    (head[0] & 0x0F, payload)
+    (head[0], payload)
 }
 
 #[tokio::test]

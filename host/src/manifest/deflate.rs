@@ -11,14 +11,16 @@
 //! max-sessions = 1000     # compressed sessions at once; the rest go plain
 //! ```
 //!
-//! Memory is what compression costs most in a WebSocket server. The codec
-//! (sockudo-ws) holds a compressor and a decompressor per compressed
-//! connection, about 350 KiB once used (`bench/deflate.sh`), with or
-//! without context takeover, so `max-sessions` bounds how many there are:
-//! past it, connections are made without compression (declined, never
-//! refused). Without `context-takeover` (the default) both sides start
-//! every message afresh (the server answers `server_no_context_takeover;
-//! client_no_context_takeover`), as a shared compressor would need.
+//! Memory is what compression costs most in a WebSocket server. Without
+//! `context-takeover` (the default) both sides start every message afresh
+//! (the server answers `server_no_context_takeover;
+//! client_no_context_takeover`), so one compressor and one decompressor
+//! per thread serve every session (`codec::deflate`) and an idle
+//! compressed session holds none: compressed sessions are then unbounded
+//! unless `max-sessions` says otherwise. With `context-takeover` each
+//! session keeps its own, about 300 KiB once used, and `max-sessions`
+//! defaults to 1 000: past it, connections are made without compression
+//! (declined, never refused).
 
 use serde::Deserialize;
 
@@ -39,13 +41,15 @@ pub(super) struct DeflateV1 {
     /// connection for its whole life).
     context_takeover: bool,
     /// Compressed sessions at once on this route; connections past it are
-    /// made uncompressed. Bounds the contexts' memory (~350 KiB each).
-    max_sessions: usize,
+    /// made uncompressed. Bounds the contexts' memory under context
+    /// takeover (~300 KiB each), where it defaults to 1 000; unbounded by
+    /// default without (no context is held per session).
+    max_sessions: Option<usize>,
 }
 
 impl Default for DeflateV1 {
     fn default() -> Self {
-        Self { threshold_bytes: 128, level: 3, window_bits: 15, context_takeover: false, max_sessions: 1000 }
+        Self { threshold_bytes: 128, level: 3, window_bits: 15, context_takeover: false, max_sessions: None }
     }
 }
 
@@ -60,7 +64,8 @@ pub struct Deflate {
     pub window_bits: u8,
     /// Whether contexts are kept between messages.
     pub context_takeover: bool,
-    /// Compressed sessions at once; the rest go uncompressed.
+    /// Compressed sessions at once; the rest go uncompressed
+    /// (`usize::MAX`: no bound).
     pub max_sessions: usize,
 }
 
@@ -73,10 +78,11 @@ impl DeflateV1 {
         if !(9..=15).contains(&self.window_bits) {
             return Err(("deflate.window-bits", "must be between 9 and 15".to_owned()));
         }
-        if self.max_sessions == 0 {
+        if self.max_sessions == Some(0) {
             return Err(("deflate.max-sessions", "must be at least 1 (remove [deflate] to turn it off)".to_owned()));
         }
         let Self { threshold_bytes, level, window_bits, context_takeover, max_sessions } = self;
+        let max_sessions = max_sessions.unwrap_or(if context_takeover { 1000 } else { usize::MAX });
         Ok(Deflate { threshold_bytes, level, window_bits, context_takeover, max_sessions })
     }
 }

@@ -22,7 +22,7 @@
 
 use super::io::{ReadHint, Socket};
 use super::peers::PeerPermit;
-use super::wire::{self, Wire};
+use super::wire;
 use super::{Route, ServerState, connection, files};
 use crate::endpoint::EndpointHandle;
 use crate::log_limit::LogLimit;
@@ -254,10 +254,7 @@ impl Upgrade {
         let max_message = endpoint.limits().max_message_bytes;
         let io = ReadHint::new(socket);
         let readable = io.readable();
-        let ws = match deflate {
-            Some(codec) => Wire::deflate(io, max_message, codec),
-            None => Wire::plain(io, max_message, shared.config.write_buffer_size),
-        };
+        let ws = wire::open(io, max_message, shared.config.write_buffer_size, deflate);
         connection::Accepted { ws, readable, endpoint, id, path, query, peer, accept, held }
     }
 }

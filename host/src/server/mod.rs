@@ -7,8 +7,8 @@
 //!   heartbeats and the closing handshake.
 //! - [`files`]: a plugin's static files on plain GET under its route.
 //! - [`tls`]: `wss://`, the certificate re-read on SIGHUP.
-//! - [`wire`]: the codec under a session (tungstenite, or sockudo-ws for
-//!   permessage-deflate).
+//! - [`wire`]: the codec under a session, the answer to deflate offers,
+//!   and failing a connection after a bad message.
 //!
 //! [`run`] takes a bound listener, the routing table and a shutdown future.
 //! The table is shared: whoever manages the endpoints (the supervisor) swaps

@@ -4,7 +4,7 @@
 //! of what the client still sends (RFC 6455 section 7), so the client sees
 //! the close instead of a reset. Also the close codes the metrics count.
 
-use super::super::wire::WireError;
+use super::super::wire::{self, WireError};
 use super::{BAD_MESSAGE, Flow, SessionTask};
 use crate::session::{CloseCode, close_frame};
 use futures_util::SinkExt;
@@ -27,7 +27,7 @@ impl SessionTask {
             WireError::TooLarge(what) => (CloseCode::Size, *what),
             WireError::BadUtf8 => (CloseCode::Invalid, "invalid UTF-8 in text message"),
             WireError::Protocol(_) => (CloseCode::Protocol, "protocol error"),
-            WireError::Lost(_) => {
+            WireError::Io(_) => {
                 tracing::debug!(error = %err, "connection lost");
                 return Flow::End;
             }
@@ -38,7 +38,7 @@ impl SessionTask {
         }
         self.close_code.get_or_insert(u16::from(code));
         let frame = close_frame(code, reason);
-        let _ = tokio::time::timeout(close_timeout, self.ws.fail(frame)).await;
+        let _ = tokio::time::timeout(close_timeout, wire::fail(&mut self.ws, frame)).await;
         Flow::End
     }
 
