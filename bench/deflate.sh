@@ -5,19 +5,23 @@
 # on, alternating, ROUNDS times; server on core 0, client (bench/src/bin/
 # chat.rs, one client for all) on core 1. Reports bytes on the wire per
 # message, server CPU per message and RSS per idle connection (each idle
-# connection has exchanged one message first, so its contexts were used).
+# connection has exchanged one message first, so its contexts were used),
+# and a chat room: the same messages broadcast to RECEIVERS members on
+# /broadcast (plugins/broadcast; bench/deflate-broadcast), server CPU per
+# delivery.
 #
-# Usage: bench/deflate.sh [ROUNDS] [IDLE_CONNS]   (defaults 3, 5000)
+# Usage: bench/deflate.sh [ROUNDS] [IDLE_CONNS] [RECEIVERS]   (defaults 3, 5000, 1000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 rounds=${1:-3}
 idle=${2:-5000}
+receivers=${3:-1000}
 out=$(mktemp)
 
 cargo build --release -p wasock -p wasock-bench >&2
-target/release/wasock build bench/plugins >&2
+target/release/wasock build bench/plugins plugins/broadcast >&2
 (cd bench/node && npm ci --no-audit --no-fund --loglevel=error) >&2
 (cd bench/bun && npm ci --no-audit --no-fund --loglevel=error) >&2
 bun=bench/bun/node_modules/@oven/bun-linux-x64/bin/bun
@@ -31,10 +35,10 @@ start_server() { # $1 = wasock|node|bun, $2 = 0|1 (deflate); prints "PID PORT"
     log=$(mktemp)
     case $1 in
     wasock)
-        local plugin=bench/plugins/echo
-        if [ "$2" = 1 ]; then plugin=bench/deflate-echo; fi
+        local plugins=(bench/plugins/echo plugins/broadcast)
+        if [ "$2" = 1 ]; then plugins=(bench/deflate-echo bench/deflate-broadcast); fi
         RUST_LOG=warn,wasock::cli=info $pin_server target/release/wasock serve \
-            --listen 127.0.0.1:0 --no-watch "$plugin" >"$log" 2>&1 &
+            --listen 127.0.0.1:0 --no-watch "${plugins[@]}" >"$log" 2>&1 &
         ;;
     node) DEFLATE=$2 $pin_server node bench/node/server.js >"$log" 2>&1 & ;;
     bun) DEFLATE=$2 $pin_server "$bun" bench/bun/server.js >"$log" 2>&1 & ;;
@@ -60,6 +64,7 @@ for round in $(seq "$rounds"); do
     for label in wasock node bun; do
         for deflate in 0 1; do
             run "$label" "$deflate" chat --conns 100 --inflight 4 --secs 5
+            run "$label" "$deflate" room --receivers "$receivers" --secs 5
         done
     done
 done
@@ -69,7 +74,7 @@ for label in wasock node bun; do
     done
 done
 
-python3 - "$out" <<'PY'
+python3 - "$out" "$receivers" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 def med(scenario, label, deflate, key):
@@ -85,6 +90,8 @@ for scenario, key, name in [
     ("chat", "wire_bytes_per_msg", "bytes on the wire per echoed message (both ways)"),
     ("chat", "server_us_per_msg", "server CPU us per message"),
     ("chat-idle", "kib_per_conn", "RSS KiB per idle connection"),
+    ("room", "deliveries_per_sec", f"room: deliveries/s (one sender, {sys.argv[2]} members)"),
+    ("room", "server_us_per_delivery", "room: server CPU us per delivery"),
 ]:
     cells = [f"{med(scenario, l, d, key):.1f}" for l in labels for d in (False, True)]
     print(f"| {name} | " + " | ".join(cells) + " |")

@@ -9,6 +9,11 @@
 //! - `idle`: N connections, each exchanging one message (so a compressed
 //!   connection's contexts have been used) and then held: the server's RSS
 //!   growth per connection.
+//! - `room`: N receivers and one sender on `/broadcast` (a chat room): the
+//!   sender sends a chat message, every member gets "Broadcast: ..." (the
+//!   sender too), and the next goes once all have it: deliveries per
+//!   second and, with `--pid`, the server's CPU per delivery. Compressed,
+//!   this is where compressing a message once for all members pays.
 //!
 //! One client for every server (sockudo-ws, with or without its deflate),
 //! so the servers differ and the client does not.
@@ -62,6 +67,16 @@ enum Scenario {
         /// The server's process id, to read its RSS.
         #[arg(long)]
         pid: u32,
+    },
+    Room {
+        /// Members besides the sender.
+        #[arg(long, default_value_t = 1000)]
+        receivers: usize,
+        #[arg(long, default_value_t = 5)]
+        secs: u64,
+        /// The server's process id, to read its CPU time per delivery.
+        #[arg(long)]
+        pid: Option<u32>,
     },
 }
 
@@ -135,15 +150,15 @@ async fn recv_on<W: Stream<Item = sockudo_ws::Result<Message>> + Unpin>(ws: &mut
     }
 }
 
-/// Connects to `/echo`, offering permessage-deflate if `deflate`, and reads
+/// Connects to `path`, offering permessage-deflate if `deflate`, and reads
 /// the greeting. The handshake is written out here: sockudo-ws's client
 /// handshake takes no extension offer.
-async fn connect(addr: &str, deflate: bool) -> anyhow::Result<(Conn, bool)> {
+async fn connect(addr: &str, path: &str, deflate: bool) -> anyhow::Result<(Conn, bool)> {
     let mut tcp = Counted(TcpStream::connect(addr).await?);
     tcp.0.set_nodelay(true)?;
     let offer = if deflate { "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" } else { "" };
     let request = format!(
-        "GET /echo HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{offer}\r\n"
     );
     tcp.write_all(request.as_bytes()).await?;
@@ -226,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
             let mut ready = Vec::with_capacity(conns);
             let mut compressed = false;
             for _ in 0..conns {
-                let (conn, c) = connect(&args.addr, deflate).await?;
+                let (conn, c) = connect(&args.addr, "/echo", deflate).await?;
                 compressed = c;
                 ready.push(conn);
             }
@@ -265,7 +280,7 @@ async fn main() -> anyhow::Result<()> {
             let mut held = Vec::with_capacity(conns);
             let mut compressed = false;
             for i in 0..conns {
-                let (mut conn, c) = connect(&args.addr, deflate).await?;
+                let (mut conn, c) = connect(&args.addr, "/echo", deflate).await?;
                 compressed = c;
                 conn.send(message(i as u64)).await?;
                 conn.recv().await?;
@@ -279,7 +294,67 @@ async fn main() -> anyhow::Result<()> {
             );
             drop(held);
         }
+        Scenario::Room { receivers, secs, pid } => room(&args.addr, label, deflate, receivers, secs, pid).await?,
     }
+    Ok(())
+}
+
+/// The `room` scenario.
+async fn room(
+    addr: &str,
+    label: &str,
+    deflate: bool,
+    receivers: usize,
+    secs: u64,
+    pid: Option<u32>,
+) -> anyhow::Result<()> {
+    let (mut sender, compressed) = connect(addr, "/broadcast", deflate).await?;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let all_in = Arc::new(tokio::sync::Notify::new());
+    let target = Arc::new(AtomicU64::new(u64::MAX));
+    let mut members = Vec::with_capacity(receivers);
+    for _ in 0..receivers {
+        members.push(connect(addr, "/broadcast", deflate).await?.0);
+    }
+    let readers: Vec<_> = members
+        .into_iter()
+        .map(|mut conn| {
+            let (delivered, all_in, target) = (delivered.clone(), all_in.clone(), target.clone());
+            tokio::spawn(async move {
+                while conn.recv().await.is_ok() {
+                    if delivered.fetch_add(1, Ordering::Relaxed) + 1 == target.load(Ordering::Relaxed) {
+                        all_in.notify_one();
+                    }
+                }
+            })
+        })
+        .collect();
+    let server_before = pid.map(CpuSample::of).transpose()?;
+    let (started, deadline) = (Instant::now(), Instant::now() + Duration::from_secs(secs));
+    let mut sent = 0u64;
+    while Instant::now() < deadline {
+        sent += 1;
+        let wanted = sent * receivers as u64;
+        target.store(wanted, Ordering::Relaxed);
+        sender.send(message(sent)).await?;
+        sender.recv().await?;
+        // (A permit left by a round that needed no wait only loops once.)
+        while delivered.load(Ordering::Relaxed) < wanted {
+            tokio::time::timeout(Duration::from_secs(10), all_in.notified()).await?;
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let deliveries = sent * (receivers as u64 + 1);
+    let mut cpu = String::new();
+    if let (Some(pid), Some(before)) = (pid, server_before) {
+        let spent = CpuSample::of(pid)?.since(&before).total().as_secs_f64();
+        cpu = format!(r#","server_us_per_delivery":{:.3}"#, spent * 1e6 / deliveries as f64);
+    }
+    println!(
+        r#"{{"scenario":"room","label":"{label}","offered":{deflate},"deflate":{compressed},"receivers":{receivers},"messages":{sent},"deliveries_per_sec":{:.0}{cpu}}}"#,
+        deliveries as f64 / elapsed
+    );
+    readers.iter().for_each(tokio::task::JoinHandle::abort);
     Ok(())
 }
 
