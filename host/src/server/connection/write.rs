@@ -5,6 +5,7 @@ use super::{Flow, SessionTask};
 use crate::log_limit::LogLimit;
 use crate::session::{SessionRx, plugin_close_frame};
 use futures_util::Sink;
+use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 use std::time::Duration;
@@ -52,7 +53,16 @@ impl SessionTask {
             }
             Pin::new(&mut *ws).poll_flush(cx)
         });
-        let outcome = tokio::time::timeout(self.stall_timeout, batch).await;
+        // Polled once before the stall timer exists: a batch the socket
+        // takes at once (the common case) reads no clock and makes no timer
+        // (about -40 instructions per echoed message, `bench/instructions.sh`,
+        // near its noise); the timed wait is boxed, so the session's future
+        // does not grow (1 216 -> 1 208 bytes; unboxed it grew by 40).
+        let mut batch = std::pin::pin!(batch);
+        let outcome = match std::future::poll_fn(|cx| Poll::Ready(batch.as_mut().poll(cx))).await {
+            Poll::Ready(done) => Ok(done),
+            Poll::Pending => Box::pin(tokio::time::timeout(self.stall_timeout, batch)).await,
+        };
         let metrics = self.endpoint.metrics();
         metrics.sent.inc_by(written as u64);
         metrics.sent_bytes.inc_by(bytes as u64);
