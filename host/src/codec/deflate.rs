@@ -138,6 +138,27 @@ impl Deflate {
             }),
         }
     }
+
+    /// A compressed message's payload inflated, failing with
+    /// [`Error::TooLarge`] as soon as it passes `max` bytes.
+    pub(super) fn inflate(&mut self, data: &[u8], max: usize) -> Result<Bytes, Error> {
+        let inflated = match &mut self.decoder {
+            Own::Kept(kept) => {
+                let bits = self.client_window_bits;
+                kept.get_or_insert_with(|| Box::new(DeflateDecoder::new(bits, false))).decompress(data, max)
+            }
+            Own::Shared => DECODER.with(|cell| match cell.try_borrow_mut() {
+                Ok(mut decoder) => decoder
+                    .get_or_insert_with(|| DeflateDecoder::new(DeflateWindowBits::Bits15, true))
+                    .decompress(data, max),
+                Err(_) => DeflateDecoder::new(DeflateWindowBits::Bits15, true).decompress(data, max),
+            }),
+        };
+        inflated.map_err(|err| match err {
+            sockudo_ws::Error::MessageTooLarge => Error::TooLarge("message too big"),
+            _ => Error::Protocol("bad compressed data"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -164,29 +185,6 @@ fn shared(settings: Settings, data: &[u8]) -> Option<Bytes> {
         };
         encoders[at].1.compress(data).ok()?
     })
-}
-
-impl Deflate {
-    /// A compressed message's payload inflated, failing with
-    /// [`Error::TooLarge`] as soon as it passes `max` bytes.
-    pub(super) fn inflate(&mut self, data: &[u8], max: usize) -> Result<Bytes, Error> {
-        let inflated = match &mut self.decoder {
-            Own::Kept(kept) => {
-                let bits = self.client_window_bits;
-                kept.get_or_insert_with(|| Box::new(DeflateDecoder::new(bits, false))).decompress(data, max)
-            }
-            Own::Shared => DECODER.with(|cell| match cell.try_borrow_mut() {
-                Ok(mut decoder) => decoder
-                    .get_or_insert_with(|| DeflateDecoder::new(DeflateWindowBits::Bits15, true))
-                    .decompress(data, max),
-                Err(_) => DeflateDecoder::new(DeflateWindowBits::Bits15, true).decompress(data, max),
-            }),
-        };
-        inflated.map_err(|err| match err {
-            sockudo_ws::Error::MessageTooLarge => Error::TooLarge("message too big"),
-            _ => Error::Protocol("bad compressed data"),
-        })
-    }
 }
 
 #[cfg(test)]
