@@ -56,72 +56,80 @@ pub struct EndpointGone;
 
 /// A cheap, cloneable way to send events to an endpoint: to the instance a
 /// session was placed on ([`place`](Self::place)), else to the first.
+///
+/// Two words: every session holds one (an idle session's memory).
 #[derive(Clone)]
 pub struct EndpointHandle {
+    /// What every handle to the endpoint shares.
+    parts: Arc<Parts>,
+    /// The instance this handle sends to.
+    instance: usize,
+}
+
+/// The endpoint as its handles see it.
+struct Parts {
     /// The endpoint's admission control (and the plugin's name and limits).
     info: Arc<AdmissionControl>,
     /// Each instance's event queue.
-    queues: Arc<[Arc<queue::EventTx>]>,
+    queues: Box<[Arc<queue::EventTx>]>,
     /// Each instance's runtime (on its thread), where its plain sessions
     /// run.
-    io: Arc<[tokio::runtime::Handle]>,
-    /// The instance this handle sends to.
-    instance: usize,
+    io: Box<[tokio::runtime::Handle]>,
     /// The endpoint's topics.
     directory: Arc<Directory>,
 }
 
 impl std::fmt::Debug for EndpointHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EndpointHandle").field("name", &self.info.name).finish_non_exhaustive()
+        f.debug_struct("EndpointHandle").field("name", &self.parts.info.name).finish_non_exhaustive()
     }
 }
 
 impl EndpointHandle {
     /// The plugin's name.
     pub fn name(&self) -> &Arc<str> {
-        &self.info.name
+        &self.parts.info.name
     }
 
     /// The plugin's current limits.
     pub fn limits(&self) -> Arc<Limits> {
-        self.info.limits.load_full()
+        self.parts.info.limits.load_full()
     }
 
     /// Connections admitted and not yet ended (its sessions).
     pub fn sessions(&self) -> usize {
-        self.info.connections.load(Ordering::Relaxed)
+        self.parts.info.connections.load(Ordering::Relaxed)
     }
 
     /// Whether the endpoint is backing off after repeated traps.
     pub fn backed_off(&self) -> bool {
-        self.info.backed_off()
+        self.parts.info.backed_off()
     }
 
     /// Admits one more connection, unless the endpoint is full or backing
     /// off.
     pub fn admit(&self) -> Result<Admitted, Refusal> {
-        self.info.admit()
+        self.parts.info.admit()
     }
 
     /// A place for one more compressed session, if fewer than `max` are.
     pub fn compress(&self, max: usize) -> Option<Compressing> {
-        self.info.compress(max)
+        self.parts.info.compress(max)
     }
 
     /// The route's counters.
     pub fn metrics(&self) -> &RouteMetrics {
-        &self.info.metrics
+        &self.parts.info.metrics
     }
 
     /// Whether the plugin's upgrade hook must decide who connects.
     pub fn has_upgrade_hook(&self) -> bool {
-        self.info.upgrade_hook.load(Ordering::Acquire)
+        self.parts.info.upgrade_hook.load(Ordering::Acquire)
     }
 
     /// The endpoint's topics (what the cluster reports and is told).
     pub fn directory(&self) -> &Arc<Directory> {
-        &self.directory
+        &self.parts.directory
     }
 
     /// Delivers a fan-out another node made to the sessions of every
@@ -129,7 +137,7 @@ impl EndpointHandle {
     /// instance's queue refused it.
     pub fn deliver_everywhere(&self, delivery: &Delivery) -> bool {
         let mut all = true;
-        for queue in self.queues.iter() {
+        for queue in self.parts.queues.iter() {
             all &= queue.push_now(Event::Deliver(Box::new(delivery.clone())), queue.capacity() * actor::FORWARD_SLACK);
         }
         all
@@ -137,19 +145,19 @@ impl EndpointHandle {
 
     /// This handle, sending to `instance`.
     fn to_instance(&self, instance: usize) -> EndpointHandle {
-        EndpointHandle { instance, ..self.clone() }
+        EndpointHandle { parts: self.parts.clone(), instance }
     }
 
     /// How many instances serve the endpoint.
     pub fn instances(&self) -> usize {
-        self.queues.len()
+        self.parts.queues.len()
     }
 
     /// The handle a new session sends its events through: to the instance
     /// that serves the sessions of `key` (its first topic), or with no key
     /// to each instance in turn.
     pub fn place(&self, key: Option<&str>) -> EndpointHandle {
-        let n = self.queues.len();
+        let n = self.parts.queues.len();
         let instance = match key {
             _ if n == 1 => 0,
             Some(key) => {
@@ -158,7 +166,7 @@ impl EndpointHandle {
                 let hash = BuildHasherDefault::<std::hash::DefaultHasher>::default().hash_one(key);
                 (hash % n as u64) as usize
             }
-            None => self.info.next_instance.fetch_add(1, Ordering::Relaxed) % n,
+            None => self.parts.info.next_instance.fetch_add(1, Ordering::Relaxed) % n,
         };
         self.to_instance(instance)
     }
@@ -171,7 +179,7 @@ impl EndpointHandle {
             let body = "endpoint is not running\n".to_owned();
             UpgradeDecision::Reject(UpgradeReject { status: 503, headers: Vec::new(), body })
         };
-        let instance = self.info.next_upgrade.fetch_add(1, Ordering::Relaxed) % self.queues.len();
+        let instance = self.parts.info.next_upgrade.fetch_add(1, Ordering::Relaxed) % self.parts.queues.len();
         let hook = self.to_instance(instance);
         if hook.send(Event::Upgrade { request: Box::new(request), reply }).await.is_err() {
             return gone();
@@ -182,7 +190,7 @@ impl EndpointHandle {
     /// Enters this handle's instance's runtime: a socket made meanwhile is
     /// registered with it (see [`spawn`](Self::spawn)).
     pub fn enter(&self) -> tokio::runtime::EnterGuard<'_> {
-        self.io[self.instance].enter()
+        self.parts.io[self.instance].enter()
     }
 
     /// Runs `session` on this handle's instance's thread, beside its
@@ -192,14 +200,14 @@ impl EndpointHandle {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.io[self.instance].spawn(session);
+        self.parts.io[self.instance].spawn(session);
     }
 
     /// Queues an event for this handle's instance, waiting while its queue
     /// is full.
     pub fn send(&self, event: Event) -> impl Future<Output = Result<(), EndpointGone>> + Send + '_ {
         use futures_util::FutureExt;
-        self.queues[self.instance].send(event).map(|sent| sent.map_err(|_| EndpointGone))
+        self.parts.queues[self.instance].send(event).map(|sent| sent.map_err(|_| EndpointGone))
     }
 }
 
@@ -234,8 +242,8 @@ impl Endpoint {
             queues.push(Arc::new(tx));
             receivers.push(rx);
         }
-        let io: Arc<[tokio::runtime::Handle]> = receivers.iter().map(queue::EventRx::io).collect();
-        let queues: Arc<[Arc<queue::EventTx>]> = queues.into();
+        let io: Box<[tokio::runtime::Handle]> = receivers.iter().map(queue::EventRx::io).collect();
+        let queues: Box<[Arc<queue::EventTx>]> = queues.into();
         let info = Arc::new(AdmissionControl {
             name: plugin.name.clone(),
             limits: arc_swap::ArcSwap::new(plugin.limits.clone()),
@@ -261,7 +269,8 @@ impl Endpoint {
             let name = format!("wasock-ep-{}", info.name);
             threads.push(std::thread::Builder::new().name(name).spawn(move || actor.run())?);
         }
-        Ok(Self { handle: EndpointHandle { info, queues, io, instance: 0, directory }, threads })
+        let parts = Arc::new(Parts { info, queues, io, directory });
+        Ok(Self { handle: EndpointHandle { parts, instance: 0 }, threads })
     }
 
     /// A handle for connection tasks.
@@ -275,7 +284,7 @@ impl Endpoint {
     /// version started and restored beside the old) and waits until all
     /// are; then all switch, or, if one could not, none does.
     pub async fn swap(&self, plugin: Arc<CompiledPlugin>) -> Result<SwapReport, SwapError> {
-        let queues = &self.handle.queues;
+        let queues = &self.handle.parts.queues;
         if queues.len() == 1 {
             let (done, outcome) = oneshot::channel();
             queues[0].send(Event::Swap { plugin, done, commit: None }).await.map_err(|_| SwapError::Gone)?;
@@ -324,10 +333,10 @@ impl Endpoint {
     /// Sends the last event to every instance and waits for their threads
     /// to finish.
     async fn stop(self, last: fn() -> Event) {
-        for queue in self.handle.queues.iter() {
+        for queue in self.handle.parts.queues.iter() {
             let _ = queue.send(last()).await;
         }
-        let name = self.handle.info.name.clone();
+        let name = self.handle.parts.info.name.clone();
         for thread in self.threads {
             let joined = tokio::task::spawn_blocking(move || thread.join()).await;
             if !matches!(joined, Ok(Ok(()))) {

@@ -10,8 +10,8 @@ use crate::session::{CloseCode, close_frame};
 use futures_util::SinkExt;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Bytes, Message};
 
 /// The close code counted for a session that ended without a close frame
 /// (RFC 6455 section 7.1.5).
@@ -47,6 +47,15 @@ impl SessionTask {
         self.close_code.get_or_insert(u16::from(frame.code));
         self.closing_deadline = Some(Instant::now() + close_timeout);
         match tokio::time::timeout(close_timeout, self.ws.send(Message::Close(Some(frame)))).await {
+            Ok(Ok(())) => Flow::Continue,
+            _ => Flow::End,
+        }
+    }
+
+    /// Pings the client (the timer found it due and the client not yet
+    /// silent too long).
+    pub(super) async fn ping(&mut self) -> Flow {
+        match tokio::time::timeout(self.stall_timeout(), self.ws.send(Message::Ping(Bytes::new()))).await {
             Ok(Ok(())) => Flow::Continue,
             _ => Flow::End,
         }

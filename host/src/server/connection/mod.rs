@@ -13,8 +13,9 @@
 //! and one timer for the heartbeat, the idle timeout and the closing
 //! deadline.
 //!
+//! - `turn`: one turn of the loop, polled by hand, doing at once what it can.
 //! - `closing`: how the server ends a session (close frames, the drain
-//!   after a bad message) and the close codes counted.
+//!   after a bad message, the heartbeat's ping) and the close codes counted.
 //! - `write`: the session's queue written to the socket in batches.
 
 use super::ServerState;
@@ -23,20 +24,22 @@ use super::io::Readable;
 use super::wire::{Wire, WireError};
 use crate::endpoint::{Admitted, Compressing, EndpointHandle, Event};
 use crate::log_limit::LogLimit;
-use crate::session::{CloseCode, NewSession, SessionId, SessionRx, Signal, UpgradeAccept, close_frame, link};
-use futures_util::{SinkExt, StreamExt};
+use crate::session::{CloseCode, NewSession, SessionId, SessionRx, UpgradeAccept, close_frame, link};
+use futures_util::SinkExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::{Bytes, Message};
+use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 mod closing;
+mod turn;
 mod write;
 
-use closing::{ABNORMAL, NO_STATUS};
+use closing::ABNORMAL;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use turn::Turn;
 
 /// Abnormal ends of sessions are logged at info, each kind at most once a
 /// second (the next line says how many were held back): clients cannot
@@ -76,11 +79,6 @@ pub(super) struct Held {
     pub(super) _compressing: Option<Compressing>,
 }
 
-/// Whether the server is stopping (and this session not yet closing).
-fn stopping(shared: &ServerState, closing: bool) -> Poll<()> {
-    if !closing && shared.live.stopping() { Poll::Ready(()) } else { Poll::Pending }
-}
-
 /// Runs the session to its end.
 ///
 /// Not an `async fn`: the session is set up first, so that the future a
@@ -115,8 +113,6 @@ struct SessionTask {
     closing_deadline: Option<Instant>,
     /// Holds a credit to pass one client message to the plugin.
     credit: bool,
-    /// How long a write to the socket may wait (`limits.stall-timeout-ms`).
-    stall_timeout: Duration,
     /// The close code the session ends with: the first sent or received.
     close_code: Option<u16>,
     /// Released when the session ends.
@@ -129,10 +125,33 @@ enum Flow {
     End,
 }
 
+/// What a turn of the session loop found to do, once what could be done
+/// at once was (see [`turn`]): the waits left, each small, the rare ones
+/// run boxed so that the session's future (an idle session's memory) is
+/// sized by its wait, not by its rarest step.
+enum Step {
+    /// Nothing left to wait for.
+    Continue,
+    /// The session is over.
+    End,
+    /// An event for the plugin (a client message, `on-drain`).
+    Send(Event),
+    /// The codec queued a pong: send it.
+    Flush,
+    /// A write batch the socket did not take at once.
+    Stalled(Box<write::Batch>),
+    /// Start the closing handshake with this frame.
+    Close(CloseFrame),
+    /// A read error: answer with its close code.
+    Error(WireError),
+    /// Ping the client.
+    Ping,
+}
+
 impl SessionTask {
     /// The session's task, its end of the outbound queue, and the event
     /// that registers it.
-    fn new(accepted: Accepted, shared: &ServerState) -> (Self, SessionRx, Event) {
+    fn new(accepted: Accepted, shared: &ServerState) -> (Self, SessionRx, Box<NewSession>) {
         let Accepted { ws, readable, endpoint, id, path, query, peer, accept, held } = accepted;
         let limits = endpoint.limits();
         let (tx, rx) = link(limits.queue_messages, limits.queue_bytes);
@@ -150,24 +169,28 @@ impl SessionTask {
             idle_check: shared.config.idle_timeout.map(|idle| now + idle),
             closing_deadline: None,
             credit: false,
-            stall_timeout: limits.stall_timeout(),
             close_code: None,
             _held: held,
         };
-        (task, rx, Event::Connected(Box::new(session)))
+        (task, rx, Box::new(session))
     }
 
     /// The session's life: registered, served, ended. An `async` block,
     /// not an `async fn`, so the task is stored once, not also as the
     /// argument it came in.
     #[allow(clippy::manual_async_fn)] // on purpose: see above
-    fn run(mut self, rx: SessionRx, connected: Event, shared: Arc<ServerState>) -> impl Future<Output = ()> + Send {
+    fn run(
+        mut self,
+        rx: SessionRx,
+        connected: Box<NewSession>,
+        shared: Arc<ServerState>,
+    ) -> impl Future<Output = ()> + Send {
         async move {
             tracing::debug!(compressed = self.ws.compressed(), "connected");
             // Counted through the endpoint handle the task holds anyway: a
             // session keeps no counters of its own (idle memory per connection).
             self.endpoint.metrics().accepted.inc();
-            if self.endpoint.send(connected).await.is_err() {
+            if self.endpoint.send(Event::Connected(connected)).await.is_err() {
                 let frame = close_frame(CloseCode::Error, "endpoint is not running");
                 let _ = self.ws.send(Message::Close(Some(frame))).await;
                 return;
@@ -186,52 +209,22 @@ impl SessionTask {
 
     async fn serve(&mut self, mut rx: SessionRx, shared: &ServerState) {
         let config = &shared.config;
-        let timer = tokio::time::sleep(Duration::ZERO);
-        tokio::pin!(timer);
-        let mut timer_for = None;
+        let timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
+        let mut turn = Turn::new(timer);
         loop {
-            let closing = self.closing_deadline.is_some();
-            if !self.credit && !closing {
-                self.credit = rx.try_take_credit();
-            }
-            // One timer: the closing deadline, else the next ping or the
-            // idle timeout. Messages do not move it; it re-checks when due.
-            let due = self
-                .closing_deadline
-                .unwrap_or_else(|| self.idle_check.map_or(self.next_ping, |at| at.min(self.next_ping)));
-            if timer_for != Some(due) {
-                timer_for = Some(due);
-                timer.as_mut().reset(due);
-            }
-            let want_credit = !self.credit && !closing;
-            let may_read = closing || (self.credit && !rx.congested());
-            let readable = &self.readable;
-            let ws = &mut self.ws;
-            // Not `biased`: the branches are tried from a random start, so
-            // a queue that never empties (a constant broadcast) cannot
-            // starve reading the client, its pongs or the heartbeat.
-            let flow = tokio::select! {
-                signal = std::future::poll_fn(|cx| rx.poll_next(cx, want_credit)) => match signal {
-                    Signal::Message(msg) => self.write_batch(msg, &mut rx, config.close_timeout).await,
-                    Signal::Credit => Flow::Continue,
-                    Signal::Drained => self.drained().await,
-                    Signal::Ended => Flow::End,
+            let step = std::future::poll_fn(|cx| self.poll_turn(cx, &mut rx, &mut turn, shared)).await;
+            let flow = match step {
+                Step::Continue => Flow::Continue,
+                Step::End => Flow::End,
+                Step::Send(event) => match self.endpoint.send(event).await {
+                    Ok(()) => Flow::Continue,
+                    Err(_) => Flow::End,
                 },
-                // The server wakes every session through its queue's waker
-                // (registered by the branch above) when it starts stopping.
-                _ = std::future::poll_fn(|_| stopping(shared, closing)) => {
-                    Box::pin(self.start_close(close_frame(CloseCode::Away, "server shutting down"), config.close_timeout)).await
-                }
-                // Backpressure: read only with a credit and room for replies
-                // (while closing, read to see the client's close frame).
-                // While the socket has nothing, the socket's wake-up
-                // (through tungstenite's waker) brings the task back here.
-                incoming = std::future::poll_fn(|cx| {
-                    if readable.may_read() { ws.poll_next_unpin(cx) } else { Poll::Pending }
-                }), if may_read => {
-                    self.on_incoming(incoming, config.close_timeout).await
-                }
-                _ = &mut timer => self.on_timer(shared).await,
+                Step::Flush => self.flush().await,
+                Step::Stalled(batch) => Box::pin(self.write_stalled(batch, &mut rx, config.close_timeout)).await,
+                Step::Close(frame) => Box::pin(self.start_close(frame, config.close_timeout)).await,
+                Step::Error(err) => Box::pin(self.on_error(err, config.close_timeout)).await,
+                Step::Ping => Box::pin(self.ping()).await,
             };
             if let Flow::End = flow {
                 return;
@@ -239,84 +232,11 @@ impl SessionTask {
         }
     }
 
-    /// The timer is due: end a closing handshake that took too long, close
-    /// an idle session, or ping the client.
-    async fn on_timer(&mut self, shared: &ServerState) -> Flow {
-        let config = &shared.config;
-        let now = Instant::now();
-        if let Some(deadline) = self.closing_deadline {
-            if now < deadline {
-                return Flow::Continue;
-            }
-            tracing::debug!("client did not finish the closing handshake");
-            return Flow::End;
-        }
-        if let (Some(at), Some(idle)) = (self.idle_check, config.idle_timeout)
-            && at <= now
-        {
-            if self.last_message + idle <= now {
-                tracing::debug!("idle timeout");
-                return Box::pin(self.start_close(close_frame(CloseCode::Away, "idle timeout"), config.close_timeout))
-                    .await;
-            }
-            self.idle_check = Some(self.last_message + idle);
-        }
-        if self.next_ping <= now {
-            self.next_ping = now + config.ping_interval;
-            return Box::pin(self.heartbeat(now, config.pong_timeout)).await;
-        }
-        Flow::Continue
-    }
-
-    async fn on_incoming(&mut self, incoming: Option<Result<Message, WireError>>, close_timeout: Duration) -> Flow {
-        let msg = match incoming {
-            None => return Flow::End,
-            Some(Ok(msg)) => msg,
-            Some(Err(err)) => return Box::pin(self.on_error(err, close_timeout)).await,
-        };
-        self.last_seen = Instant::now();
-        if matches!(msg, Message::Text(_) | Message::Binary(_)) {
-            self.last_message = self.last_seen;
-        }
-        let id = self.id;
-        if let Message::Close(frame) = &msg {
-            let code = frame.as_ref().map_or(NO_STATUS, |f| u16::from(f.code));
-            self.close_code.get_or_insert(code);
-        }
-        let metrics = self.endpoint.metrics();
-        let event = match msg {
-            // After a close starts, the plugin gets no more messages.
-            _ if self.closing_deadline.is_some() => return Flow::Continue,
-            Message::Text(text) => {
-                metrics.received.inc();
-                metrics.received_bytes.inc_by(text.len() as u64);
-                Event::Text { id, text }
-            }
-            Message::Binary(data) => {
-                metrics.received.inc();
-                metrics.received_bytes.inc_by(data.len() as u64);
-                Event::Binary { id, data }
-            }
-            Message::Pong(data) => Event::Pong { id, data },
-            Message::Ping(_) => {
-                // The codec queued the pong; send it now.
-                return self.flush().await;
-            }
-            Message::Close(_) | Message::Frame(_) => return Flow::Continue,
-        };
-        self.credit = false;
-        match self.endpoint.send(event).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::End,
-        }
-    }
-
-    /// Tells the plugin that the queue that refused its write has room.
-    async fn drained(&mut self) -> Flow {
-        match self.endpoint.send(Event::Drain { id: self.id }).await {
-            Ok(()) => Flow::Continue,
-            Err(_) => Flow::End,
-        }
+    /// How long a write to the socket may wait (`limits.stall-timeout-ms`,
+    /// of the plugin version now serving). Looked up when a write waits
+    /// rather than kept: every idle session would hold it.
+    fn stall_timeout(&self) -> Duration {
+        self.endpoint.limits().stall_timeout()
     }
 
     async fn flush(&mut self) -> Flow {
@@ -326,24 +246,6 @@ impl SessionTask {
                 tracing::debug!(error = %err, "flush failed");
                 Flow::End
             }
-        }
-    }
-
-    /// Pings the client, or ends the session if it has been silent too long.
-    async fn heartbeat(&mut self, now: Instant, pong_timeout: Duration) -> Flow {
-        if now.duration_since(self.last_seen) > pong_timeout {
-            if let Some(held_back) = SILENT_CLIENT.allow() {
-                let (plugin, session) = (self.endpoint.name(), self.id);
-                tracing::info!(%plugin, session, ?pong_timeout, held_back, "no answer to pings; dropping the connection");
-            }
-            return Flow::End;
-        }
-        if self.closing_deadline.is_some() {
-            return Flow::Continue;
-        }
-        match tokio::time::timeout(self.stall_timeout, self.ws.send(Message::Ping(Bytes::new()))).await {
-            Ok(Ok(())) => Flow::Continue,
-            _ => Flow::End,
         }
     }
 }

@@ -1,15 +1,22 @@
 //! Writing: what the plugin queued for a session goes to the socket in
 //! batches (one flush each), under the stall timeout.
+//!
+//! A batch is first written inside the session loop's poll (see
+//! [`super::turn`]); only one the socket does not take at once is boxed
+//! and waited for, with the stall timer.
 
-use super::{Flow, SessionTask};
+use super::super::wire::{Wire, WireError};
+use super::{Flow, SessionTask, Step};
+use crate::endpoint::Event;
 use crate::log_limit::LogLimit;
 use crate::session::{SessionRx, plugin_close_frame};
 use futures_util::Sink;
-use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::Duration;
+use tokio::time::error::Elapsed;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
 /// Most queued messages written before one flush.
 const MAX_BATCH: usize = 256;
@@ -17,76 +24,109 @@ const MAX_BATCH: usize = 256;
 /// Clients dropped for not reading are logged at most once a second.
 static STALLED_CLIENT: LogLimit = LogLimit::new(Duration::from_secs(1));
 
-impl SessionTask {
-    /// Writes `first` and whatever else is queued, then flushes once. A
-    /// client that takes longer than the stall timeout to accept the batch
-    /// has stopped reading and is dropped.
-    pub(super) async fn write_batch(&mut self, first: Message, rx: &mut SessionRx, close_timeout: Duration) -> Flow {
-        if self.closing_deadline.is_some() {
-            return Flow::Continue;
-        }
-        let (mut close, mut written, mut bytes) = (None, 0, 0);
-        let mut next = Some(first);
-        let ws = &mut self.ws;
-        // The sink polled by hand rather than through `feed` futures: the
-        // future a session is (its idle memory) holds only this closure.
-        let batch = std::future::poll_fn(|cx| {
-            while let Some(msg) = next.take() {
-                if let Message::Close(frame) = msg {
-                    close = Some(frame.unwrap_or_else(|| plugin_close_frame(None, "")));
-                    break;
-                }
-                match Pin::new(&mut *ws).poll_ready(cx) {
-                    Poll::Ready(Ok(())) => {}
-                    Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
-                    Poll::Pending => {
-                        next = Some(msg);
-                        return Poll::Pending;
-                    }
-                }
-                bytes += msg.len();
-                Pin::new(&mut *ws).start_send(msg)?;
-                written += 1;
-                if written < MAX_BATCH {
-                    next = rx.try_recv();
+/// A batch being written: the message in hand, the plugin's close that
+/// ended it, and what was written.
+pub(super) struct Batch {
+    next: Option<Message>,
+    close: Option<CloseFrame>,
+    written: usize,
+    bytes: usize,
+}
+
+impl Batch {
+    pub(super) fn new(first: Message) -> Self {
+        Self { next: Some(first), close: None, written: 0, bytes: 0 }
+    }
+
+    /// Writes the message in hand and whatever else is queued (up to
+    /// [`MAX_BATCH`], or up to a close), then flushes.
+    pub(super) fn poll(
+        &mut self,
+        ws: &mut Wire,
+        rx: &mut SessionRx,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), WireError>> {
+        while let Some(msg) = self.next.take() {
+            if let Message::Close(frame) = msg {
+                self.close = Some(frame.unwrap_or_else(|| plugin_close_frame(None, "")));
+                break;
+            }
+            match Pin::new(&mut *ws).poll_ready(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(err)) => return Poll::Ready(Err(err)),
+                Poll::Pending => {
+                    self.next = Some(msg);
+                    return Poll::Pending;
                 }
             }
-            Pin::new(&mut *ws).poll_flush(cx)
-        });
-        // Polled once before the stall timer exists: a batch the socket
-        // takes at once (the common case) reads no clock and makes no timer
-        // (about -40 instructions per echoed message, `bench/instructions.sh`,
-        // near its noise); the timed wait is boxed, so the session's future
-        // does not grow (1 216 -> 1 208 bytes; unboxed it grew by 40).
-        let mut batch = std::pin::pin!(batch);
-        let outcome = match std::future::poll_fn(|cx| Poll::Ready(batch.as_mut().poll(cx))).await {
-            Poll::Ready(done) => Ok(done),
-            Poll::Pending => Box::pin(tokio::time::timeout(self.stall_timeout, batch)).await,
-        };
+            self.bytes += msg.len();
+            Pin::new(&mut *ws).start_send(msg)?;
+            self.written += 1;
+            if self.written < MAX_BATCH {
+                self.next = rx.try_recv();
+            }
+        }
+        Pin::new(&mut *ws).poll_flush(cx)
+    }
+}
+
+impl SessionTask {
+    /// A batch the socket did not take at once: waits for it under the
+    /// stall timeout. A client that takes longer than that has stopped
+    /// reading and is dropped.
+    pub(super) async fn write_stalled(
+        &mut self,
+        mut batch: Box<Batch>,
+        rx: &mut SessionRx,
+        close_timeout: Duration,
+    ) -> Flow {
+        let stall_timeout = self.stall_timeout();
+        let ws = &mut self.ws;
+        let waited = std::future::poll_fn(|cx| batch.poll(ws, rx, cx));
+        let outcome = tokio::time::timeout(stall_timeout, waited).await;
+        match self.batch_done(*batch, outcome, rx) {
+            Step::Continue => Flow::Continue,
+            Step::Close(frame) => self.start_close(frame, close_timeout).await,
+            Step::Send(event) => match self.endpoint.send(event).await {
+                Ok(()) => Flow::Continue,
+                Err(_) => Flow::End,
+            },
+            _ => Flow::End,
+        }
+    }
+
+    /// Counts a finished batch; what follows it: the plugin's close, an
+    /// `on-drain` owed, or nothing.
+    pub(super) fn batch_done(
+        &mut self,
+        batch: Batch,
+        outcome: Result<Result<(), WireError>, Elapsed>,
+        rx: &mut SessionRx,
+    ) -> Step {
         let metrics = self.endpoint.metrics();
-        metrics.sent.inc_by(written as u64);
-        metrics.sent_bytes.inc_by(bytes as u64);
+        metrics.sent.inc_by(batch.written as u64);
+        metrics.sent_bytes.inc_by(batch.bytes as u64);
         match outcome {
             Ok(Ok(())) => {}
             Ok(Err(err)) => {
                 tracing::debug!(error = %err, "write failed");
-                return Flow::End;
+                return Step::End;
             }
             Err(_) => {
                 if let Some(held_back) = STALLED_CLIENT.allow() {
-                    let (plugin, session, stall_timeout) = (self.endpoint.name(), self.id, self.stall_timeout);
+                    let (plugin, session, stall_timeout) = (self.endpoint.name(), self.id, self.stall_timeout());
                     tracing::info!(
                         %plugin, session, ?stall_timeout, held_back,
                         "client stopped reading (limits.stall-timeout-ms); dropping it"
                     );
                 }
-                return Flow::End;
+                return Step::End;
             }
         }
-        match close {
-            Some(frame) => Box::pin(self.start_close(frame, close_timeout)).await,
-            None if rx.take_drained() => self.drained().await,
-            None => Flow::Continue,
+        match batch.close {
+            Some(frame) => Step::Close(frame),
+            None if rx.take_drained() => Step::Send(Event::Drain { id: self.id }),
+            None => Step::Continue,
         }
     }
 }
