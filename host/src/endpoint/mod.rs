@@ -39,6 +39,7 @@ mod versions;
 
 pub use admission::{AdmissionControl, Admitted, Compressing, Refusal};
 pub use event::{Event, SwapError, SwapReport};
+pub use queue::NotQueued;
 
 use crate::config::ServerConfig;
 use crate::manifest::Limits;
@@ -201,6 +202,12 @@ impl EndpointHandle {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         self.parts.io[self.instance].spawn(session);
+    }
+
+    /// Queues an event for this handle's instance if its queue has room
+    /// now; else hands it back, to wait with [`send`](Self::send).
+    pub fn try_send(&self, event: Event) -> Result<(), NotQueued> {
+        self.parts.queues[self.instance].try_send(event)
     }
 
     /// Queues an event for this handle's instance, waiting while its queue

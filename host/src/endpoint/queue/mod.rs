@@ -124,6 +124,15 @@ impl Inner {
     }
 }
 
+/// Why an event was not queued at once.
+#[derive(Debug)]
+pub enum NotQueued {
+    /// The queue is full: the event, to wait with.
+    Full(Event),
+    /// The endpoint is gone.
+    Gone,
+}
+
 impl EventTx {
     /// Queues `event`, waiting while the queue is full. (A plain `fn`: the
     /// future holds the event once; every session holds one while idle.)
@@ -150,7 +159,7 @@ impl EventTx {
 impl EventTx {
     /// Queues `event` now, never waiting: what one endpoint thread hands
     /// another (a forwarded fan-out) must not block it, or two threads
-    /// forwarding to each other could wait on each other. Refused (`false`)
+    /// forwarding to each other could wait on each other. NotQueued (`false`)
     /// once `limit` events are queued or the receiver is gone.
     pub(super) fn push_now(&self, event: Event, limit: usize) -> bool {
         let mut state = self.0.lock();
@@ -160,6 +169,21 @@ impl EventTx {
         state.events.push_back(event);
         wake_receiver(state);
         true
+    }
+
+    /// Queues `event` if the queue has room now; else hands it back, for
+    /// [`send`](Self::send) to wait with.
+    pub(super) fn try_send(&self, event: Event) -> Result<(), NotQueued> {
+        let mut state = self.0.lock();
+        if state.closed {
+            return Err(NotQueued::Gone);
+        }
+        if state.events.len() >= self.0.capacity {
+            return Err(NotQueued::Full(event));
+        }
+        state.events.push_back(event);
+        wake_receiver(state);
+        Ok(())
     }
 
     /// The queue's capacity for connection tasks.

@@ -22,7 +22,7 @@ use super::ServerState;
 use super::http::ConnectionPermit;
 use super::io::Readable;
 use super::wire::{Wire, WireError};
-use crate::endpoint::{Admitted, Compressing, EndpointHandle, Event};
+use crate::endpoint::{Admitted, Compressing, EndpointHandle, Event, NotQueued};
 use crate::log_limit::LogLimit;
 use crate::session::{CloseCode, NewSession, SessionId, SessionRx, UpgradeAccept, close_frame, link};
 use futures_util::SinkExt;
@@ -134,16 +134,16 @@ enum Step {
     Continue,
     /// The session is over.
     End,
-    /// An event for the plugin (a client message, `on-drain`).
-    Send(Event),
+    /// An event for the plugin that found its queue full.
+    Send(Box<Event>),
     /// The codec queued a pong: send it.
     Flush,
     /// A write batch the socket did not take at once.
     Stalled(Box<write::Batch>),
     /// Start the closing handshake with this frame.
-    Close(CloseFrame),
+    Close(Box<CloseFrame>),
     /// A read error: answer with its close code.
-    Error(WireError),
+    Error(Box<WireError>),
     /// Ping the client.
     Ping,
 }
@@ -216,19 +216,34 @@ impl SessionTask {
             let flow = match step {
                 Step::Continue => Flow::Continue,
                 Step::End => Flow::End,
-                Step::Send(event) => match self.endpoint.send(event).await {
-                    Ok(()) => Flow::Continue,
-                    Err(_) => Flow::End,
-                },
+                Step::Send(event) => Box::pin(self.send_waiting(*event)).await,
                 Step::Flush => self.flush().await,
                 Step::Stalled(batch) => Box::pin(self.write_stalled(batch, &mut rx, config.close_timeout)).await,
-                Step::Close(frame) => Box::pin(self.start_close(frame, config.close_timeout)).await,
-                Step::Error(err) => Box::pin(self.on_error(err, config.close_timeout)).await,
+                Step::Close(frame) => Box::pin(self.start_close(*frame, config.close_timeout)).await,
+                Step::Error(err) => Box::pin(self.on_error(*err, config.close_timeout)).await,
                 Step::Ping => Box::pin(self.ping()).await,
             };
             if let Flow::End = flow {
                 return;
             }
+        }
+    }
+
+    /// Queues an event for the plugin if its queue has room now (the
+    /// common case, done inside the loop's poll); else the step to wait.
+    fn queue(&mut self, event: Event) -> Step {
+        match self.endpoint.try_send(event) {
+            Ok(()) => Step::Continue,
+            Err(NotQueued::Full(event)) => Step::Send(Box::new(event)),
+            Err(NotQueued::Gone) => Step::End,
+        }
+    }
+
+    /// Waits for room for an event in the plugin's queue.
+    async fn send_waiting(&mut self, event: Event) -> Flow {
+        match self.endpoint.send(event).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::End,
         }
     }
 

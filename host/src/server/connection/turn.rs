@@ -68,7 +68,7 @@ impl SessionTask {
                 // server wakes every session through it, shutdown.
                 0 => rx.poll_next(cx, want_credit).map(|signal| self.on_signal(signal, rx, cx)),
                 1 if !closing && shared.live.stopping() => {
-                    Poll::Ready(Step::Close(close_frame(CloseCode::Away, "server shutting down")))
+                    Poll::Ready(Step::Close(Box::new(close_frame(CloseCode::Away, "server shutting down"))))
                 }
                 // While the socket has nothing, its wake-up (through the
                 // codec's waker) brings the task back.
@@ -94,7 +94,7 @@ impl SessionTask {
                 }
             }
             Signal::Credit => Step::Continue,
-            Signal::Drained => Step::Send(Event::Drain { id: self.id }),
+            Signal::Drained => self.queue(Event::Drain { id: self.id }),
             Signal::Ended => Step::End,
         }
     }
@@ -107,7 +107,7 @@ impl SessionTask {
                 tracing::debug!(error = %err, "connection lost");
                 return Step::End;
             }
-            Some(Err(err)) => return Step::Error(err),
+            Some(Err(err)) => return Step::Error(Box::new(err)),
         };
         self.last_seen = Instant::now();
         if matches!(msg, Message::Text(_) | Message::Binary(_)) {
@@ -138,7 +138,7 @@ impl SessionTask {
             Message::Close(_) | Message::Frame(_) => return Step::Continue,
         };
         self.credit = false;
-        Step::Send(event)
+        self.queue(event)
     }
 
     /// The timer is due: end a closing handshake that took too long, close
@@ -158,7 +158,7 @@ impl SessionTask {
         {
             if self.last_message + idle <= now {
                 tracing::debug!("idle timeout");
-                return Step::Close(close_frame(CloseCode::Away, "idle timeout"));
+                return Step::Close(Box::new(close_frame(CloseCode::Away, "idle timeout")));
             }
             self.idle_check = Some(self.last_message + idle);
         }

@@ -86,11 +86,8 @@ impl SessionTask {
         let outcome = tokio::time::timeout(stall_timeout, waited).await;
         match self.batch_done(*batch, outcome, rx) {
             Step::Continue => Flow::Continue,
-            Step::Close(frame) => self.start_close(frame, close_timeout).await,
-            Step::Send(event) => match self.endpoint.send(event).await {
-                Ok(()) => Flow::Continue,
-                Err(_) => Flow::End,
-            },
+            Step::Close(frame) => self.start_close(*frame, close_timeout).await,
+            Step::Send(event) => self.send_waiting(*event).await,
             _ => Flow::End,
         }
     }
@@ -124,8 +121,8 @@ impl SessionTask {
             }
         }
         match batch.close {
-            Some(frame) => Step::Close(frame),
-            None if rx.take_drained() => Step::Send(Event::Drain { id: self.id }),
+            Some(frame) => Step::Close(Box::new(frame)),
+            None if rx.take_drained() => self.queue(Event::Drain { id: self.id }),
             None => Step::Continue,
         }
     }
