@@ -159,26 +159,26 @@ impl EventTx {
 impl EventTx {
     /// Queues `event` now, never waiting: what one endpoint thread hands
     /// another (a forwarded fan-out) must not block it, or two threads
-    /// forwarding to each other could wait on each other. NotQueued (`false`)
+    /// forwarding to each other could wait on each other. Refused (`false`)
     /// once `limit` events are queued or the receiver is gone.
     pub(super) fn push_now(&self, event: Event, limit: usize) -> bool {
-        let mut state = self.0.lock();
-        if state.closed || state.events.len() >= limit {
-            return false;
-        }
-        state.events.push_back(event);
-        wake_receiver(state);
-        true
+        self.push(event, limit).is_ok()
     }
 
     /// Queues `event` if the queue has room now; else hands it back, for
     /// [`send`](Self::send) to wait with.
     pub(super) fn try_send(&self, event: Event) -> Result<(), NotQueued> {
+        self.push(event, self.0.capacity)
+    }
+
+    /// Queues `event` unless `limit` events are queued or the receiver is
+    /// gone.
+    fn push(&self, event: Event, limit: usize) -> Result<(), NotQueued> {
         let mut state = self.0.lock();
         if state.closed {
             return Err(NotQueued::Gone);
         }
-        if state.events.len() >= self.0.capacity {
+        if state.events.len() >= limit {
             return Err(NotQueued::Full(event));
         }
         state.events.push_back(event);
