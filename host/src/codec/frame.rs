@@ -24,6 +24,9 @@ pub(super) const PONG: u8 = 0xA;
 /// RSV1 in a frame's first byte: the message is compressed (RFC 7692).
 pub(super) const RSV1: u8 = 0x40;
 
+/// The longest header of a server frame (no mask).
+pub(super) const MAX_HEADER: usize = 10;
+
 /// The longest payload a control frame may carry.
 pub(super) const MAX_CONTROL: u64 = 125;
 

@@ -197,3 +197,24 @@ async fn the_end_of_the_socket_ends_the_stream() {
     drop(client);
     assert!(codec.next().await.is_none());
 }
+
+/// A flushed write buffer serves the thread's next session that writes,
+/// unless it grew large; no session keeps one once it has flushed.
+#[tokio::test(flavor = "current_thread")]
+async fn sessions_of_a_thread_write_from_one_spare_buffer() {
+    let (mut a, mut client_a) = pair(1 << 20);
+    let (mut b, mut client_b) = pair(1 << 20);
+    a.send(Message::binary(vec![1; 1000])).await.unwrap();
+    assert_eq!(server_frame(&mut client_a).await, (frame::BINARY, vec![1; 1000]));
+    assert_eq!(a.out.capacity(), 0, "a flushed session keeps no buffer");
+    b.feed(Message::text("hi")).await.unwrap();
+    assert!(b.out.capacity() >= 1000, "b took a's buffer ({} bytes)", b.out.capacity());
+    b.flush().await.unwrap();
+    assert_eq!(server_frame(&mut client_b).await, (frame::TEXT, b"hi".to_vec()));
+    // A buffer past the bound goes back to the allocator.
+    let big = vec![2; SPARE_MAX * 2];
+    a.send(Message::binary(big.clone())).await.unwrap();
+    assert_eq!(server_frame(&mut client_a).await, (frame::BINARY, big));
+    b.feed(Message::text("hi")).await.unwrap();
+    assert!(b.out.capacity() <= SPARE_MAX, "the thread kept {} bytes", b.out.capacity());
+}
