@@ -32,6 +32,10 @@ mkdir -p "$dir"
 cargo build --release -p wasock -p wasock-bench >&2
 target/release/wasock build bench/plugins >&2
 
+totals() { # FILE...: the instructions counted in callgrind profiles
+    cat "$@" | awk '/^totals:/ {s += $2} END {print s}'
+}
+
 count() { # $1 = native|wasock; prints one JSON line
     local label=$1 log out pid port res msgs ir
     log=$(mktemp)
@@ -57,12 +61,10 @@ count() { # $1 = native|wasock; prints one JSON line
             callgrind_control -i off "$pid" >/dev/null
             # A dump writes the counts so far and zeroes them.
             callgrind_control -d "$pid" >/dev/null
-            parts+=("$(cat "$out".* | awk '/^totals:/ {s += $2} END {print s}')")
+            parts+=("$(totals "$out".*)")
             # The second run's profile stays, for callgrind_annotate.
             [ "$messages" = 120 ] || rm -f "$out".*
         done
-        kill "$pid"
-        wait "$pid" 2>/dev/null || true
         ir=$((parts[1] - parts[0]))
         msgs=$((100 * 999))
     else
@@ -72,11 +74,11 @@ count() { # $1 = native|wasock; prints one JSON line
         res=$("${load[@]}" --secs "$secs")
         callgrind_control -i off "$pid" >/dev/null
         callgrind_control -d "$pid" >/dev/null
-        kill "$pid"
-        wait "$pid" 2>/dev/null || true
         msgs=$(echo "$res" | grep -o '"messages":[0-9]*' | cut -d: -f2)
-        ir=$(cat "$out"* | awk '/^totals:/ {s += $2} END {print s}')
+        ir=$(totals "$out".*)
     fi
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
     echo "{\"label\":\"$label\",\"scenario\":\"$scenario\",\"messages\":$msgs,\"instructions\":$ir,\"per_message\":$((ir / msgs))}"
 }
 
