@@ -193,6 +193,10 @@ async fn a_chatty_plugin_cannot_flood_the_log() {
     let mut c = server.connect("/bad").await;
     c.send_text("spam-log").await;
     assert_eq!(c.recv_text().await, "spammed");
+    // The drop is reported before the next line that fits: with the budget
+    // spent, a line (~70 bytes) fits again after ~17 ms. Without the pause
+    // a fast machine runs the second call before any line fits.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     c.send_text("spam-log").await;
     assert_eq!(c.recv_text().await, "spammed");
     let log = logs();
