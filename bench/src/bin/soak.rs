@@ -4,7 +4,9 @@
 //! - Echo clients churn: connect to `/echo` (the `lifecycle` fixture), run
 //!   96 numbered messages in batches of 8 in flight (`--pause-ms` between
 //!   batches), check every reply comes back once and in order, disconnect,
-//!   reconnect.
+//!   reconnect. A reply that takes over [`LATE_AFTER`] is counted late and
+//!   waited for; one that has not come after [`LOST_AFTER`], or whose
+//!   connection ends first, is lost.
 //! - Broadcast clients stay: each sends a numbered message every 100 ms to
 //!   `/broadcast`; every client checks that each sender's numbers arrive
 //!   without a gap, a repeat or a step back.
@@ -25,6 +27,11 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use wasock_tests::cli::Served;
 use wasock_tests::{bundled_wasm, rehash, replace_file, swap_plugin_dir, tempdir, wasm_bytes};
+
+/// A reply slower than this is counted late.
+const LATE_AFTER: Duration = Duration::from_secs(5);
+/// A reply slower than this is counted lost.
+const LOST_AFTER: Duration = Duration::from_secs(60);
 
 /// Options.
 #[derive(Debug, Parser)]
@@ -61,6 +68,10 @@ struct Tally {
     echoed: AtomicU64,
     delivered: AtomicU64,
     lost: AtomicU64,
+    /// Echo replies that came, but after [`LATE_AFTER`].
+    late: AtomicU64,
+    /// The longest wait for one echo reply, in milliseconds.
+    slowest_ms: AtomicU64,
     duplicated: AtomicU64,
     reordered: AtomicU64,
     connections: AtomicU64,
@@ -90,20 +101,50 @@ async fn connect(url: &str, tally: &Tally) -> Option<Ws> {
     }
 }
 
-/// The next text that is not the fixture's chatter (`id:`, `gone:`, `pong`).
-async fn next_echo(ws: &mut Ws) -> Option<String> {
+/// What waiting for an echo reply gave.
+enum Next {
+    Reply(String),
+    TimedOut,
+    Ended,
+}
+
+/// The next text within `wait` that is not the fixture's chatter (`id:`,
+/// `gone:`, `pong`).
+async fn next_echo(ws: &mut Ws, wait: Duration) -> Next {
+    let until = tokio::time::Instant::now() + wait;
     loop {
-        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        match tokio::time::timeout_at(until, ws.next()).await {
             Ok(Some(Ok(Message::Text(t)))) => {
                 let t = t.as_str();
                 if !(t.starts_with("id:") || t.starts_with("gone:") || t == "pong") {
-                    return Some(t.to_owned());
+                    return Next::Reply(t.to_owned());
                 }
             }
             Ok(Some(Ok(_))) => {}
-            _ => return None,
+            Ok(_) => return Next::Ended,
+            Err(_) => return Next::TimedOut,
         }
     }
+}
+
+/// The next echo reply, waiting past [`LATE_AFTER`] (counted late) up to
+/// [`LOST_AFTER`]; `None` if it never came.
+async fn await_echo(ws: &mut Ws, tally: &Tally) -> Option<String> {
+    let asked = Instant::now();
+    let reply = match next_echo(ws, LATE_AFTER).await {
+        Next::Reply(reply) => Some(reply),
+        Next::TimedOut => match next_echo(ws, LOST_AFTER - LATE_AFTER).await {
+            Next::Reply(reply) => {
+                Tally::add(&tally.late, 1);
+                Some(reply)
+            }
+            Next::TimedOut | Next::Ended => None,
+        },
+        Next::Ended => None,
+    };
+    let waited = u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX);
+    tally.slowest_ms.fetch_max(waited, Ordering::Relaxed);
+    reply
 }
 
 async fn echo_client(url: String, client: usize, pause: Duration, until: Instant, tally: Arc<Tally>) {
@@ -121,7 +162,7 @@ async fn echo_client(url: String, client: usize, pause: Duration, until: Instant
                 }
             }
             for _ in 0..8 {
-                let Some(reply) = next_echo(&mut ws).await else {
+                let Some(reply) = await_echo(&mut ws, &tally).await else {
                     Tally::add(&tally.lost, (batch * 8 + 8).saturating_sub(next_expected));
                     break 'session;
                 };
@@ -260,6 +301,12 @@ async fn main() {
         t(&tally.lost),
         t(&tally.duplicated),
         t(&tally.reordered)
+    );
+    println!(
+        "| echo replies late (over {:?}) / slowest | {} / {} ms |",
+        LATE_AFTER,
+        t(&tally.late),
+        t(&tally.slowest_ms)
     );
     println!("| connections (churn) / failed connects | {} / {} |", t(&tally.connections), t(&tally.connect_failures));
     println!(
