@@ -302,8 +302,8 @@ impl Actor {
             return;
         };
         let store = &mut *self.instance.store;
-        arm_call(store);
         let started = Instant::now();
+        let call = arm_call(store, started);
         // A panic in host code during the call (a bug, or a resource the
         // host could not get) must not end the endpoint's thread: like a
         // trap, it costs the instance, and the sessions stay.
@@ -311,6 +311,7 @@ impl Actor {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(exports, store))).unwrap_or_else(|panic| {
                 Err(wasmtime::format_err!("the host panicked during the call: {}", panic_message(&*panic)))
             });
+        drop(call);
         self.admission.metrics.call(handler).observe(started.elapsed().as_secs_f64());
         if let Err(err) = outcome {
             self.trapped(handler, session, &err);

@@ -154,6 +154,6 @@ pub(super) fn call_restore(
         return Ok(());
     }
     let reps: Vec<u32> = sessions.ids().into_iter().filter_map(|id| sessions.lookup(id)).collect();
-    arm_call(store);
+    let _call = arm_call(store, Instant::now());
     exports.restore(store, &reps, state)
 }

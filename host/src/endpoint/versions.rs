@@ -118,8 +118,10 @@ impl Actor {
             return None;
         };
         let store = &mut *self.instance.store;
-        arm_call(store);
-        match exports.snapshot(store)? {
+        let call = arm_call(store, Instant::now());
+        let snapshot = exports.snapshot(store);
+        drop(call);
+        match snapshot? {
             Ok(state) => Some(state),
             Err(err) => {
                 tracing::error!(

@@ -3,11 +3,12 @@
 //! of the current call. The imports over it are in [`super::imports`]
 //! (0.2) and [`super::compat`] (0.1).
 
+use super::epoch::{CallSlot, RunningCall};
 use super::{EpochClock, deadline_ticks};
 use crate::manifest::Limits;
 use crate::session::{QueueError, SessionId, Sessions};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, StoreLimits};
@@ -86,19 +87,23 @@ pub struct HostState {
     limits: Arc<Limits>,
     /// The epoch ticker's count.
     clock: Arc<EpochClock>,
-    /// The call deadline in epoch ticks.
-    deadline_ticks: u64,
+    /// Where the epoch ticker sees this store's running call.
+    call: Arc<CallSlot>,
     /// The tick by which the current call must end (see [`arm_call`]).
     call_ends: u64,
 }
 
-/// Starts the clock on one plugin call: wasm code traps at the epoch
-/// deadline, and a host wait may take only what is left of it.
-pub fn arm_call(store: &mut Store<HostState>) {
-    let ticks = store.data().deadline_ticks;
-    store.set_epoch_deadline(ticks);
+/// Starts the clock on one plugin call at `now`: wasm code traps at the
+/// epoch deadline, and a host wait may take only what is left of it. The
+/// call counts as running (for the epoch ticker) until the guard drops.
+pub fn arm_call(store: &mut Store<HostState>, now: Instant) -> RunningCall {
     let state = store.data_mut();
-    state.call_ends = state.clock.arm(ticks) + ticks;
+    let (running, ends) = state.clock.arm(&state.call, now);
+    state.call_ends = ends;
+    let ticks = state.call.deadline();
+    // After `arm`, which brought the engine's epoch up to now.
+    store.set_epoch_deadline(ticks);
+    running
 }
 
 impl HostState {
@@ -110,7 +115,7 @@ impl HostState {
         limits: Arc<Limits>,
         clock: Arc<EpochClock>,
     ) -> Self {
-        let deadline_ticks = deadline_ticks(limits.call_deadline());
+        let call = clock.slot(deadline_ticks(limits.call_deadline()));
         Self {
             sessions,
             wasi: WasiCtxBuilder::new().build(),
@@ -118,7 +123,7 @@ impl HostState {
             store_limits: GrowthLimiter { limits: store_limits, memory_bytes: 0 },
             limits,
             clock,
-            deadline_ticks,
+            call,
             call_ends: 0,
         }
     }

@@ -4,7 +4,8 @@
 //! - [`bindings`]: `bindgen!` output (private).
 //! - [`cache`]: compiled components on disk, so restarts skip Cranelift.
 //! - [`compat`]: the 0.1 contract's imports, over the same registry.
-//! - [`epoch`]: the epoch ticker (parked while no plugin is called).
+//! - [`epoch`]: the epoch clock and its ticker (asleep while no call needs
+//!   it).
 //! - [`guest`]: a plugin's exports, whichever contract it implements.
 //! - [`host`]: what an instance's store holds.
 //! - [`imports`]: the 0.2 imports a plugin calls (`session`, `endpoint`,
@@ -25,7 +26,7 @@ pub mod stdio;
 mod waits;
 
 pub use cache::{CompileCache, Origin};
-pub use epoch::{EPOCH_TICK, EpochClock};
+pub use epoch::{EPOCH_TICK, EpochClock, RunningCall};
 pub use guest::{Contract, Exports};
 pub use host::{HostState, arm_call};
 pub use plugin::{CompiledPlugin, Digest, LoadError};
@@ -91,10 +92,10 @@ impl Runtime {
         bindings::v1::StatefulPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         waits::add_to_linker(&mut linker)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let clock = Arc::new(EpochClock::new());
+        let clock = Arc::new(EpochClock::new(engine.clone()));
         let ticker = {
-            let (engine, clock, stop) = (engine.clone(), clock.clone(), stop.clone());
-            std::thread::Builder::new().name("wasock-epoch".into()).spawn(move || clock.run_ticker(&engine, &stop))?
+            let (clock, stop) = (clock.clone(), stop.clone());
+            std::thread::Builder::new().name("wasock-epoch".into()).spawn(move || clock.run_ticker(&stop))?
         };
         Ok(Self { engine, linker, cache, clock, ticker: Some(ticker), stop })
     }

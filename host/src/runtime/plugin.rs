@@ -13,6 +13,7 @@ use crate::manifest::{Grants, Limits, Manifest};
 use crate::session::Sessions;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::component::InstancePre;
 use wasmtime::{Store, StoreLimitsBuilder};
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -182,7 +183,7 @@ impl CompiledPlugin {
     /// store, and the sessions in it, stay with the caller.
     pub fn start(&self, store: &mut Store<HostState>) -> wasmtime::Result<Exports> {
         store.data_mut().set_wasi(self.wasi()?);
-        arm_call(store);
+        let _call = arm_call(store, Instant::now());
         let instance = self.pre.instantiate(&mut *store)?;
         self.indices.load(store, &instance)
     }
