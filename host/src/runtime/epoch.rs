@@ -259,9 +259,18 @@ impl EpochClock {
 mod tests {
     use super::*;
 
-    fn ticker(clock: &Arc<EpochClock>, stop: &Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
-        let (clock, stop) = (clock.clone(), stop.clone());
-        std::thread::spawn(move || clock.run_ticker(&stop))
+    /// Runs `test` with a clock whose ticker runs, then stops the ticker.
+    fn with_ticker(test: impl FnOnce(&EpochClock)) {
+        let clock = Arc::new(EpochClock::new(Engine::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker = {
+            let (clock, stop) = (clock.clone(), stop.clone());
+            std::thread::spawn(move || clock.run_ticker(&stop))
+        };
+        test(&clock);
+        stop.store(true, Ordering::Relaxed);
+        clock.unpark();
+        ticker.join().unwrap();
     }
 
     fn wait_for(what: &str, started: Instant, mut done: impl FnMut() -> bool) {
@@ -273,70 +282,59 @@ mod tests {
 
     #[test]
     fn the_ticker_parks_when_no_call_comes_and_a_call_wakes_it() {
-        let clock = Arc::new(EpochClock::new(Engine::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = ticker(&clock, &stop);
-        let started = Instant::now();
-        wait_for("never parked", started, || clock.is_parked());
-        let parked_at = clock.now();
-        assert!(parked_at >= IDLE_TICKS, "parked after {parked_at} ticks");
-        std::thread::sleep(EPOCH_TICK * 5);
-        assert_eq!(clock.now(), parked_at, "ticked while parked");
-        // A call arms: the ticker runs again, and a wait right after is
-        // measured from now, not from the tick before parking.
-        let slot = clock.slot(10);
-        let (call, ends) = clock.arm(&slot, Instant::now());
-        assert!(!clock.is_parked());
-        assert!(clock.until(ends) > EPOCH_TICK * 8, "{:?} left of 10 ticks", clock.until(ends));
-        drop(call);
-        wait_for("never ticked again", started, || clock.now() > parked_at);
-        // A call longer than the idle time keeps it ticking to its end.
-        let long = clock.slot(IDLE_TICKS * 2);
-        let (_call, ends) = clock.arm(&long, Instant::now());
-        while clock.now() < ends {
-            assert!(!clock.is_parked(), "parked at tick {} during a call that ends at {ends}", clock.now());
-            assert!(started.elapsed() < Duration::from_secs(60), "stopped ticking during a call");
-            std::thread::sleep(EPOCH_TICK);
-        }
-        stop.store(true, Ordering::Relaxed);
-        clock.unpark();
-        ticker.join().unwrap();
+        with_ticker(|clock| {
+            let started = Instant::now();
+            wait_for("never parked", started, || clock.is_parked());
+            let parked_at = clock.now();
+            assert!(parked_at >= IDLE_TICKS, "parked after {parked_at} ticks");
+            std::thread::sleep(EPOCH_TICK * 5);
+            assert_eq!(clock.now(), parked_at, "ticked while parked");
+            // A call arms: the ticker runs again, and a wait right after is
+            // measured from now, not from the tick before parking.
+            let slot = clock.slot(10);
+            let (call, ends) = clock.arm(&slot, Instant::now());
+            assert!(!clock.is_parked());
+            assert!(clock.until(ends) > EPOCH_TICK * 8, "{:?} left of 10 ticks", clock.until(ends));
+            drop(call);
+            wait_for("never ticked again", started, || clock.now() > parked_at);
+            // A call longer than the idle time keeps it ticking to its end.
+            let long = clock.slot(IDLE_TICKS * 2);
+            let (_call, ends) = clock.arm(&long, Instant::now());
+            while clock.now() < ends {
+                assert!(!clock.is_parked(), "parked at tick {} during a call that ends at {ends}", clock.now());
+                assert!(started.elapsed() < Duration::from_secs(60), "stopped ticking during a call");
+                std::thread::sleep(EPOCH_TICK);
+            }
+        });
     }
 
-    /// Calls that end long before their deadline wake the ticker once a
-    /// scan period, not once a tick (before, 100 times a second).
+    /// Calls that end long before their deadline wake the ticker about once
+    /// a scan period (10 ticks here), not once a tick as before: the bound
+    /// allows twice that and three more.
     #[test]
     fn short_calls_do_not_wake_the_ticker_every_tick() {
-        let clock = Arc::new(EpochClock::new(Engine::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = ticker(&clock, &stop);
-        let slot = clock.slot(10);
-        let (woken, started) = (clock.wakeups(), Instant::now());
-        for _ in 0..60 {
-            let (call, _) = clock.arm(&slot, Instant::now());
-            drop(call);
-            std::thread::sleep(EPOCH_TICK);
-        }
-        let (wakeups, ticks) = (clock.wakeups() - woken, started.elapsed().as_millis() / EPOCH_TICK.as_millis());
-        let scans = u64::try_from(ticks).unwrap() / 9;
-        assert!(wakeups <= scans + 2, "{wakeups} wake-ups in {ticks} ticks of short calls");
-        stop.store(true, Ordering::Relaxed);
-        clock.unpark();
-        ticker.join().unwrap();
+        with_ticker(|clock| {
+            let slot = clock.slot(10);
+            let (woken, started) = (clock.wakeups(), Instant::now());
+            for _ in 0..60 {
+                let (call, _) = clock.arm(&slot, Instant::now());
+                drop(call);
+                std::thread::sleep(EPOCH_TICK);
+            }
+            let (wakeups, ticks) = (clock.wakeups() - woken, started.elapsed().as_millis() / EPOCH_TICK.as_millis());
+            let bound = u64::try_from(ticks).unwrap() / 5 + 3;
+            assert!(wakeups <= bound, "{wakeups} wake-ups in {ticks} ticks of short calls (at most {bound})");
+        });
     }
 
     /// A call still running at its end has the epoch brought to its end by
     /// the ticker, with no other call to do it.
     #[test]
     fn a_running_call_sees_the_epoch_reach_its_end() {
-        let clock = Arc::new(EpochClock::new(Engine::default()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let ticker = ticker(&clock, &stop);
-        let slot = clock.slot(30);
-        let (_call, ends) = clock.arm(&slot, Instant::now());
-        wait_for("the epoch never reached the call's end", Instant::now(), || clock.now() >= ends);
-        stop.store(true, Ordering::Relaxed);
-        clock.unpark();
-        ticker.join().unwrap();
+        with_ticker(|clock| {
+            let slot = clock.slot(30);
+            let (_call, ends) = clock.arm(&slot, Instant::now());
+            wait_for("the epoch never reached the call's end", Instant::now(), || clock.now() >= ends);
+        });
     }
 }
