@@ -117,7 +117,11 @@ impl EpochClock {
     pub fn slot(&self, deadline: u64) -> Arc<CallSlot> {
         let slot = Arc::new(CallSlot { ends: AtomicU64::new(0), deadline });
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        slots.retain(|s| Arc::strong_count(s) > 1);
+        // Pruned here only when the list would grow (the ticker's scans
+        // prune too), so registering many stores stays linear.
+        if slots.len() == slots.capacity() {
+            slots.retain(|s| Arc::strong_count(s) > 1);
+        }
         slots.push(slot.clone());
         slot
     }
