@@ -7,8 +7,8 @@
 //! its [`CallSlot`] the tick it must end by. The ticker thread wakes only
 //! when it has to: at the end tick of a call still running, every tick
 //! while a call runs past its end, and otherwise once per
-//! [scan period](EpochClock::scan_ticks) (shorter than any call's deadline,
-//! so a call armed just after a wake-up is seen before its end). Under a
+//! [scan period](EpochClock::scan_ticks) (no longer than any call's
+//! deadline, so a call armed just after a wake-up is seen by its end). Under a
 //! steady stream of short calls that is ~11 wake-ups a second at the default
 //! 100 ms deadline, where a ticker that advanced every tick woke 100 times a
 //! second (about a tenth of a light-load message's CPU, measured in
