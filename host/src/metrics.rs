@@ -81,6 +81,7 @@ struct Families {
     refused: Family<RouteStatus, Counter>,
     upgrades_rejected: Family<RouteStatus, Counter>,
     received: Family<Route, Counter>,
+    batched: Family<Route, Counter>,
     received_bytes: Family<Route, Counter>,
     sent: Family<Route, Counter>,
     sent_bytes: Family<Route, Counter>,
@@ -114,6 +115,7 @@ impl Metrics {
             refused: Family::default(),
             upgrades_rejected: Family::default(),
             received: Family::default(),
+            batched: Family::default(),
             received_bytes: Family::default(),
             sent: Family::default(),
             sent_bytes: Family::default(),
@@ -135,6 +137,11 @@ impl Metrics {
             f.upgrades_rejected.clone(),
         );
         registry.register("messages_received", "Client messages handed to the plugin", f.received.clone());
+        registry.register(
+            "messages_batched",
+            "Client messages handed to the plugin several in one call",
+            f.batched.clone(),
+        );
         registry.register_with_unit(
             "received",
             "Payload bytes of client messages",
@@ -166,6 +173,7 @@ impl Metrics {
             open: f.open.get_or_create_owned(&label),
             accepted: f.accepted.get_or_create_owned(&label),
             received: f.received.get_or_create_owned(&label),
+            batched: f.batched.get_or_create_owned(&label),
             received_bytes: f.received_bytes.get_or_create_owned(&label),
             sent: f.sent.get_or_create_owned(&label),
             sent_bytes: f.sent_bytes.get_or_create_owned(&label),
@@ -195,6 +203,8 @@ pub struct RouteMetrics {
     pub accepted: Counter,
     /// Client messages handed to the plugin.
     pub received: Counter,
+    /// Of those, the ones handed over in batches.
+    pub batched: Counter,
     /// Their payload bytes.
     pub received_bytes: Counter,
     /// Messages written to clients.

@@ -29,6 +29,7 @@ pub(super) struct Instance {
 }
 
 /// Whether an instance can be called.
+#[allow(clippy::large_enum_variant, reason = "one per instance, and it is live nearly always")]
 pub(super) enum InstanceState {
     /// Running: its exports.
     Live(Exports),
@@ -66,7 +67,7 @@ pub(super) struct Actor {
     /// The instance, live or down.
     pub(super) instance: Instance,
     /// The endpoint's events.
-    rx: EventRx,
+    pub(super) rx: EventRx,
     /// Recent traps, for the back-off decision.
     pub(super) traps: TrapWindow,
     /// The endpoint is being removed: sessions are closing, and the actor
@@ -90,7 +91,7 @@ pub(super) const FORWARD_SLACK: usize = 4;
 static BAD_UPGRADE: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
 
 /// The message a panic carries, if it is text.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("?")
 }
 
@@ -135,6 +136,7 @@ impl Actor {
                 Event::Swap { plugin, done, commit } => self.swap(plugin, done, commit),
                 Event::Retire => self.retire(),
                 Event::Deliver(delivery) => self.sessions().deliver(&delivery),
+                event @ (Event::Text { .. } | Event::Binary { .. }) => self.message(event),
                 event => self.handle(event),
             }
             self.forward();
@@ -151,14 +153,19 @@ impl Actor {
         self.sessions().flush_wakes();
     }
 
-    fn handle(&mut self, event: Event) {
-        // A down instance is retried before the event, so that a fresh
-        // instance's `restore` covers only the sessions that came before.
+    /// A down instance is retried before the next event once its back-off
+    /// is over, so that a fresh instance's `restore` covers only the
+    /// sessions that came before.
+    pub(super) fn retry_if_due(&mut self) {
         if let InstanceState::Down { retry_at } = &self.instance.state
             && Instant::now() >= *retry_at
         {
             self.restart();
         }
+    }
+
+    pub(super) fn handle(&mut self, event: Event) {
+        self.retry_if_due();
         match event {
             Event::Upgrade { request, reply } => {
                 let _ = reply.send(self.upgrade(&request));
@@ -292,7 +299,7 @@ impl Actor {
     /// Calls into the plugin under the call deadline; on a trap, replaces
     /// the instance. Without an instance (backing off), does nothing.
     #[tracing::instrument(level = "debug", name = "call", skip(self, f))]
-    fn call(
+    pub(super) fn call(
         &mut self,
         handler: &'static str,
         session: Option<SessionId>,

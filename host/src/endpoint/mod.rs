@@ -23,6 +23,7 @@
 //! event boundary, or none.
 //!
 //! - [`actor`]: the thread's event loop: dispatch, swap, retire.
+//! - [`batch`]: queued client messages in one call, and a trap mid-batch.
 //! - [`recovery`]: what a trap leads to: a fresh instance, or a back-off.
 //! - [`queue`]: the endpoint's bounded event queue, the thread's runtime,
 //!   and its batching policy.
@@ -32,6 +33,7 @@
 
 mod actor;
 mod admission;
+mod batch;
 mod event;
 mod queue;
 mod recovery;

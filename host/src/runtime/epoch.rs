@@ -164,6 +164,13 @@ impl EpochClock {
     /// call counts as running until the returned guard drops; the tick it
     /// must end by.
     pub fn arm(&self, slot: &Arc<CallSlot>, now: Instant) -> (RunningCall, u64) {
+        let ends = self.rearm(slot, now);
+        (RunningCall(slot.clone()), ends)
+    }
+
+    /// Gives the call running on `slot` a whole deadline again from `now`
+    /// (a batch's next message); the tick it must end by now.
+    pub fn rearm(&self, slot: &CallSlot, now: Instant) -> u64 {
         let ends = self.catch_up(now).saturating_add(slot.deadline);
         slot.ends.store(ends, Ordering::SeqCst);
         // Calls within one tick share their end: no write (the ticker reads
@@ -177,7 +184,7 @@ impl EpochClock {
         if self.parked.load(Ordering::SeqCst) || ends < self.wake_at.load(Ordering::SeqCst) {
             self.unpark();
         }
-        (RunningCall(slot.clone()), ends)
+        ends
     }
 
     /// Whether no call can be running and none started for a while.

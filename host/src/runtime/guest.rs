@@ -10,6 +10,16 @@ use crate::session::{UpgradeAccept, UpgradeDecision, UpgradeReject, UpgradeReque
 use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre, Resource};
 
+pub use v2::messages::{Kind as MessageKind, Message};
+
+impl Message {
+    /// A message of `kind` and `len` bytes from the session whose new owned
+    /// handle is `rep`.
+    pub fn new(rep: u32, kind: MessageKind, len: u32) -> Self {
+        Self { session: Resource::new_own(rep), kind, len }
+    }
+}
+
 /// The contract a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Contract {
@@ -45,6 +55,7 @@ pub(super) enum Indices {
         handler: v2::handler::GuestIndices,
         lifecycle: Option<v2::lifecycle::GuestIndices>,
         upgrade: Option<v2::upgrade::GuestIndices>,
+        messages: Option<v2::messages::GuestIndices>,
     },
 }
 
@@ -56,6 +67,7 @@ impl Indices {
                 handler,
                 lifecycle: v2::lifecycle::GuestIndices::new(pre).ok(),
                 upgrade: v2::upgrade::GuestIndices::new(pre).ok(),
+                messages: v2::messages::GuestIndices::new(pre).ok(),
             }),
             Err(v2_err) => match v1::handler::GuestIndices::new(pre) {
                 Ok(handler) => Ok(Self::V1 { handler, lifecycle: v1::lifecycle::GuestIndices::new(pre).ok() }),
@@ -82,10 +94,11 @@ impl Indices {
                 handler: handler.load(&mut *store, instance)?,
                 lifecycle: lifecycle.as_ref().map(|l| l.load(&mut *store, instance)).transpose()?,
             },
-            Self::V2 { handler, lifecycle, upgrade } => Exports::V2 {
+            Self::V2 { handler, lifecycle, upgrade, messages } => Exports::V2 {
                 handler: handler.load(&mut *store, instance)?,
                 lifecycle: lifecycle.as_ref().map(|l| l.load(&mut *store, instance)).transpose()?,
                 upgrade: upgrade.as_ref().map(|u| u.load(&mut *store, instance)).transpose()?,
+                messages: messages.as_ref().map(|m| m.load(&mut *store, instance)).transpose()?,
             },
         })
     }
@@ -108,6 +121,8 @@ pub enum Exports {
         lifecycle: Option<v2::lifecycle::Guest>,
         /// The upgrade hook, if it has one.
         upgrade: Option<v2::upgrade::Guest>,
+        /// Batches of messages, if it takes them.
+        messages: Option<v2::messages::Guest>,
     },
 }
 
@@ -116,6 +131,7 @@ impl std::fmt::Debug for Exports {
         f.debug_struct("Exports")
             .field("lifecycle", &self.has_lifecycle())
             .field("upgrade", &self.has_upgrade())
+            .field("batches", &self.takes_batches())
             .finish_non_exhaustive()
     }
 }
@@ -168,6 +184,27 @@ impl Exports {
         match self {
             Self::V1 { handler, .. } => handler.call_on_disconnected(store, Resource::new_borrow(rep)),
             Self::V2 { handler, .. } => handler.call_on_disconnected(store, Resource::new_borrow(rep)),
+        }
+    }
+
+    /// Whether the plugin takes several messages per call (`messages`).
+    pub fn takes_batches(&self) -> bool {
+        matches!(self, Self::V2 { messages: Some(_), .. })
+    }
+
+    /// Several messages in one call (see [`super::batch`]); their payloads
+    /// are cut from `texts` and `data` in turn. Only for a plugin that
+    /// [takes batches](Self::takes_batches).
+    pub fn handle_messages(
+        &self,
+        store: &mut Store_,
+        messages: &[Message],
+        texts: &str,
+        data: &[u8],
+    ) -> wasmtime::Result<()> {
+        match self {
+            Self::V2 { messages: Some(m), .. } => m.call_handle_messages(store, messages, texts, data),
+            _ => Err(wasmtime::format_err!("the plugin takes no batches of messages")),
         }
     }
 

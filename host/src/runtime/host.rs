@@ -3,6 +3,7 @@
 //! of the current call. The imports over it are in [`super::imports`]
 //! (0.2) and [`super::compat`] (0.1).
 
+use super::batch::Batch;
 use super::epoch::{CallSlot, RunningCall};
 use super::{EpochClock, deadline_ticks};
 use crate::manifest::Limits;
@@ -89,8 +90,11 @@ pub struct HostState {
     clock: Arc<EpochClock>,
     /// Where the epoch ticker sees this store's running call.
     call: Arc<CallSlot>,
-    /// The tick by which the current call must end (see [`arm_call`]).
+    /// The tick by which the current call (or a batch's current message)
+    /// must end (see [`arm_call`]).
     call_ends: u64,
+    /// The messages the running call handles, if it handles a batch.
+    batch: Batch,
 }
 
 /// Starts the clock on one plugin call at `now`: wasm code traps at the
@@ -125,7 +129,30 @@ impl HostState {
             clock,
             call,
             call_ends: 0,
+            batch: Batch::default(),
         }
+    }
+
+    /// The batch of messages the running call handles.
+    pub(super) fn batch_mut(&mut self) -> &mut Batch {
+        &mut self.batch
+    }
+
+    /// The epoch clock.
+    pub(super) fn clock(&self) -> &EpochClock {
+        &self.clock
+    }
+
+    /// The tick by which the current call must end.
+    pub(super) fn call_ends(&self) -> u64 {
+        self.call_ends
+    }
+
+    /// Gives the running call a whole deadline again from `now`: a batch's
+    /// next message (the epoch deadline follows, through
+    /// [`deadline_reached`](Self::deadline_reached)).
+    pub(super) fn rearm(&mut self, now: Instant) {
+        self.call_ends = self.clock.rearm(&self.call, now);
     }
 
     /// How long one plugin call may take.

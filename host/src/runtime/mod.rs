@@ -1,6 +1,8 @@
 //! The wasmtime side of the host: one engine and linker for all plugins, the
 //! epoch ticker that bounds every plugin call, and compiling plugins.
 //!
+//! - [`batch`]: several messages in one call, and what the plugin calls
+//!   between them.
 //! - [`bindings`]: `bindgen!` output (private).
 //! - [`cache`]: compiled components on disk, so restarts skip Cranelift.
 //! - [`compat`]: the 0.1 contract's imports, over the same registry.
@@ -14,6 +16,7 @@
 //! - [`stdio`]: plugin stdout/stderr into the host log, within a budget.
 //! - [`waits`]: bounds on how long a host call may wait.
 
+pub mod batch;
 mod bindings;
 pub mod cache;
 mod compat;
@@ -27,7 +30,7 @@ mod waits;
 
 pub use cache::{CompileCache, Origin};
 pub use epoch::{EPOCH_TICK, EpochClock, RunningCall};
-pub use guest::{Contract, Exports};
+pub use guest::{Contract, Exports, Message, MessageKind};
 pub use host::{HostState, arm_call};
 pub use plugin::{CompiledPlugin, Digest, LoadError};
 
@@ -88,7 +91,7 @@ impl Runtime {
             .map_err(|_| anyhow::anyhow!("cannot start wasmtime-wasi's runtime"))?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-        bindings::v2::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
+        bindings::v2::BatchedPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         bindings::v1::StatefulPlugin::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)?;
         waits::add_to_linker(&mut linker)?;
         let stop = Arc::new(AtomicBool::new(false));

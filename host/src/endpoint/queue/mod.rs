@@ -242,6 +242,32 @@ impl EventRx {
         }
     }
 
+    /// The next event if it is a client message of at most `room` bytes
+    /// that is queued already, and the replies of the events handed out so
+    /// far are not due yet (as [`next_batched`](Self::next_batched) counts
+    /// them): what a batch of messages takes after its first.
+    pub(super) fn next_message(&mut self, room: usize) -> Option<Event> {
+        let count = self.since_flush + 1;
+        if count >= WAKE_BATCH || (count.is_multiple_of(CLOCK_EVERY) && self.flushed_at.elapsed() >= WAKE_AFTER) {
+            return None;
+        }
+        if self.batch.is_empty() {
+            let mut state = self.inner.lock();
+            let first = take(&mut self.batch, &mut state).ok()?;
+            self.batch.push_front(first);
+        }
+        let fits = match self.batch.front()? {
+            Event::Text { text, .. } => text.len() <= room,
+            Event::Binary { data, .. } => data.len() <= room,
+            _ => false,
+        };
+        if !fits {
+            return None;
+        }
+        self.since_flush = count;
+        self.batch.pop_front()
+    }
+
     /// Whether no event is waiting.
     pub(super) fn is_idle(&mut self) -> bool {
         self.batch.is_empty() && self.inner.lock().events.is_empty()

@@ -161,6 +161,11 @@ impl Sessions {
         self.metrics = Some(metrics);
     }
 
+    /// The route's metrics, if counted.
+    pub fn metrics(&self) -> Option<&RouteMetrics> {
+        self.metrics.as_ref()
+    }
+
     /// Registers a new session, with the attachment and topics its upgrade
     /// gave it (checked against the limits then); returns the rep of a
     /// fresh owned handle to it.
