@@ -48,13 +48,15 @@
 pub mod __bindings {
     wit_bindgen::generate!({
         path: "wit",
-        world: "plugin",
+        world: "batched-plugin",
         pub_export_macro: true,
         export_macro_name: "__export_plugin",
         default_bindings_module: "wasock_guest::__bindings",
     });
 }
 
+#[doc(hidden)]
+pub mod batch;
 mod upgrade;
 
 pub use __bindings::wasock::plugin::topics::Member;
@@ -188,6 +190,7 @@ pub fn topic_members(topic: &str) -> Vec<Member> {
 pub mod __private {
     pub use crate::__bindings::exports::wasock::plugin::handler::Guest;
     pub use crate::__bindings::exports::wasock::plugin::lifecycle::Guest as LifecycleGuest;
+    pub use crate::__bindings::exports::wasock::plugin::messages::{Guest as MessagesGuest, Message};
     pub use crate::__bindings::exports::wasock::plugin::upgrade::Guest as UpgradeGuest;
 }
 
@@ -220,6 +223,16 @@ macro_rules! export {
                 }
                 fn snapshot() -> ::std::vec::Vec<u8> {
                     with_state(|p| $crate::Handler::snapshot(p))
+                }
+            }
+
+            impl $crate::__private::MessagesGuest for __WasockPlugin {
+                fn handle_messages(
+                    messages: ::std::vec::Vec<$crate::__private::Message>,
+                    texts: ::std::string::String,
+                    data: ::std::vec::Vec<u8>,
+                ) {
+                    with_state(|p| $crate::batch::dispatch(p, &messages, &texts, &data))
                 }
             }
 
