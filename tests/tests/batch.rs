@@ -1,0 +1,104 @@
+//! Client messages queued behind one another reach a Rust plugin in one
+//! call (the SDK exports `messages`), and nothing a client sees changes:
+//! each message has the call deadline to itself, a session the plugin closed
+//! gets no more messages, and a trap mid-batch loses only the message that
+//! trapped. In each test one client's `spin` keeps the instance busy while
+//! the messages of the test queue up behind it, and the endpoint's
+//! `messages_batched` counter shows that they were handed over together.
+
+use std::time::Duration;
+use wasock_tests::{Client, TestServer, compile_fixture, test_config};
+
+/// Serves the `misbehave` fixture at `/bad` with `limits`, and the admin
+/// listener.
+async fn server(limits: &str) -> TestServer {
+    let bad = compile_fixture("misbehave", "batched", "/bad", limits, |_| {});
+    TestServer::serve_with_admin(test_config(), vec![bad]).await
+}
+
+/// `n` clients of `/bad`, each answered once (so the endpoint has them all).
+async fn clients(server: &TestServer, n: usize) -> Vec<Client> {
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        let mut c = server.connect("/bad").await;
+        c.send_text("ready").await;
+        assert_eq!(c.recv_text().await, "ready");
+        clients.push(c);
+    }
+    clients
+}
+
+/// The endpoint's messages handed over in batches so far.
+async fn batched(server: &TestServer) -> f64 {
+    let (status, body) = server.admin_get("/metrics").await;
+    assert_eq!(status, 200, "{body}");
+    let key = r#"wasock_messages_batched_total{route="/bad"} "#;
+    let line = body.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key}in:\n{body}"));
+    line[key.len()..].parse().unwrap()
+}
+
+/// Keeps the instance busy with `busy`'s `spin:<ms>`, and sends `texts`
+/// from `client` while it computes, so that they queue up together.
+async fn queue_behind(busy: &mut Client, ms: u64, client: &mut Client, texts: &[&str]) {
+    busy.send_text(&format!("spin:{ms}")).await;
+    tokio::time::sleep(Duration::from_millis(ms / 4)).await;
+    for text in texts {
+        client.send_text(text).await;
+    }
+    assert_eq!(busy.recv_text().await, "spun");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_mid_batch_loses_only_the_message_that_trapped() {
+    let server = server("[limits]\ncall-deadline-ms = 2000\n").await;
+    let mut c = clients(&server, 2).await;
+    let [busy, client] = &mut c[..] else { unreachable!() };
+    let texts = ["after 0", "panic", "after 1", "after 2", "after 3"];
+    queue_behind(busy, 400, client, &texts).await;
+    // The message before the trap was answered by the instance that
+    // trapped, the ones after it by the fresh one, each once.
+    assert_eq!(client.recv_text().await, "after 0");
+    assert_eq!(client.recv_text().await, "restored:2");
+    for i in 1..4 {
+        assert_eq!(client.recv_text().await, format!("after {i}"));
+    }
+    client.send_text("handled").await;
+    assert_eq!(client.recv_text().await, "4", "the fresh instance handled the three after the trap, and this");
+    assert_eq!(busy.recv_text().await, "restored:2");
+    assert!(batched(&server).await >= texts.len() as f64, "the messages were not handed over together");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_message_of_a_batch_has_the_call_deadline_to_itself() {
+    // Four 100 ms messages in one call: 400 ms, more than the 300 ms
+    // deadline, which each of them keeps well within.
+    let server = server("[limits]\ncall-deadline-ms = 300\n").await;
+    let mut c = clients(&server, 2).await;
+    let [busy, client] = &mut c[..] else { unreachable!() };
+    let texts = ["spin:100"; 4];
+    queue_behind(busy, 200, client, &texts).await;
+    for _ in texts {
+        assert_eq!(client.recv_text().await, "spun");
+    }
+    client.send_text("still here").await;
+    assert_eq!(client.recv_text().await, "still here", "the instance trapped");
+    assert!(batched(&server).await >= texts.len() as f64, "the messages were not handed over together");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_skips_the_messages_of_a_session_the_plugin_closed() {
+    let server = server("[limits]\ncall-deadline-ms = 2000\n").await;
+    let mut c = clients(&server, 3).await;
+    let [busy, closing, watcher] = &mut c[..] else { unreachable!() };
+    let texts = ["close", "never 1", "never 2"];
+    queue_behind(busy, 400, closing, &texts).await;
+    assert!(closing.expect_close().await.is_some(), "no close frame");
+    // Three `ready`s, the spin, the close and this: the two messages the
+    // closed session sent after its close never reached the plugin.
+    watcher.send_text("handled").await;
+    assert_eq!(watcher.recv_text().await, "6");
+    assert!(batched(&server).await >= texts.len() as f64, "the messages were not handed over together");
+    server.shutdown().await;
+}
