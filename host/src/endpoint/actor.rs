@@ -91,7 +91,7 @@ pub(super) const FORWARD_SLACK: usize = 4;
 static BAD_UPGRADE: LogLimit = LogLimit::new(std::time::Duration::from_secs(1));
 
 /// The message a panic carries, if it is text.
-pub(super) fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
     panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str)).unwrap_or("?")
 }
 
@@ -305,8 +305,24 @@ impl Actor {
         session: Option<SessionId>,
         f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<()>,
     ) {
-        let InstanceState::Live(exports) = &self.instance.state else {
+        let Some((outcome, started)) = self.enter(f) else {
             return;
+        };
+        self.admission.metrics.call(handler).observe(started.elapsed().as_secs_f64());
+        if let Err(err) = outcome {
+            self.trapped(handler, session, &err);
+        }
+    }
+
+    /// Runs `f` on the live instance under the call deadline: its outcome
+    /// (a host panic becomes an error) and when it started; `None` without
+    /// a live instance.
+    pub(super) fn enter(
+        &mut self,
+        f: impl FnOnce(&Exports, &mut Store<HostState>) -> wasmtime::Result<()>,
+    ) -> Option<(wasmtime::Result<()>, Instant)> {
+        let InstanceState::Live(exports) = &self.instance.state else {
+            return None;
         };
         let store = &mut *self.instance.store;
         let started = Instant::now();
@@ -319,9 +335,6 @@ impl Actor {
                 Err(wasmtime::format_err!("the host panicked during the call: {}", panic_message(&*panic)))
             });
         drop(call);
-        self.admission.metrics.call(handler).observe(started.elapsed().as_secs_f64());
-        if let Err(err) = outcome {
-            self.trapped(handler, session, &err);
-        }
+        Some((outcome, started))
     }
 }

@@ -12,9 +12,9 @@
 //! rest are handed to the fresh instance one call each.
 
 use super::Event;
-use super::actor::{Actor, InstanceState, panic_message};
+use super::actor::{Actor, InstanceState};
 use crate::runtime::batch::handler;
-use crate::runtime::{Message, MessageKind, arm_call};
+use crate::runtime::{Message, MessageKind};
 use crate::session::SessionId;
 use std::time::Instant;
 
@@ -78,25 +78,17 @@ impl Actor {
             order.push((id, kind));
             delivered.push(event);
         }
-        let InstanceState::Live(exports) = &self.instance.state else {
-            return;
-        };
         if messages.is_empty() {
             return;
         }
         self.admission.metrics.batched.inc_by(messages.len() as u64);
-        let store = &mut *self.instance.store;
-        let started = Instant::now();
-        store.data_mut().begin_batch(order.iter().copied(), started);
-        let call = arm_call(store, started);
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let Some((outcome, _)) = self.enter(|exports, store| {
+            store.data_mut().begin_batch(order.iter().copied(), Instant::now());
             exports.handle_messages(store, &messages, &texts, &data)
-        }))
-        .unwrap_or_else(|panic| {
-            Err(wasmtime::format_err!("the host panicked during the call: {}", panic_message(&*panic)))
-        });
-        drop(call);
-        let at = store.data_mut().end_batch(Instant::now());
+        }) else {
+            return;
+        };
+        let at = self.instance.store.data_mut().end_batch(Instant::now());
         if let Err(err) = outcome {
             let (id, kind) = order[at.min(order.len() - 1)];
             self.trapped(handler(kind), Some(id), &err);

@@ -86,10 +86,7 @@ impl batch::Host for HostState {
         let now = Instant::now();
         self.message_done(now);
         let batch = self.batch_mut();
-        if batch.at >= batch.messages.len() {
-            return Ok(false);
-        }
-        batch.at += 1;
+        batch.at = (batch.at + 1).min(batch.messages.len());
         let Some(&(id, _)) = batch.messages.get(batch.at) else {
             return Ok(false);
         };
