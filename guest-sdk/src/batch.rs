@@ -8,11 +8,11 @@
 
 use crate::__bindings::exports::wasock::plugin::messages::{Kind, Message};
 use crate::__bindings::wasock::plugin::batch;
-use crate::Handler;
+use crate::{Handler, Session};
 
-/// Hands `messages`, whose payloads are cut from `texts` and `data` in turn,
-/// to `plugin` one at a time.
-pub fn dispatch<H: Handler>(plugin: &mut H, messages: &[Message], texts: &str, data: &[u8]) {
+/// Hands `messages`, sent by `sessions` (by index) and whose payloads are
+/// cut from `texts` and `data` in turn, to `plugin` one at a time.
+pub fn dispatch<H: Handler>(plugin: &mut H, sessions: &[Session], messages: &[Message], texts: &str, data: &[u8]) {
     let (mut text_at, mut data_at) = (0usize, 0usize);
     for (i, message) in messages.iter().enumerate() {
         let len = message.len as usize;
@@ -25,14 +25,16 @@ pub fn dispatch<H: Handler>(plugin: &mut H, messages: &[Message], texts: &str, d
         if i > 0 && !batch::next() {
             continue;
         }
+        // Always in range from the host; a message it could not name is dropped.
+        let Some(session) = sessions.get(message.session as usize) else { continue };
         match message.kind {
             Kind::Text => {
                 let text = texts.get(at..at + len).unwrap_or_default();
-                plugin.handle_text(&message.session, text.to_owned());
+                plugin.handle_text(session, text.to_owned());
             }
             Kind::Binary => {
                 let bytes = data.get(at..at + len).unwrap_or_default();
-                plugin.handle_binary(&message.session, bytes.to_vec());
+                plugin.handle_binary(session, bytes.to_vec());
             }
         }
     }

@@ -228,11 +228,12 @@ macro_rules! export {
 
             impl $crate::__private::MessagesGuest for __WasockPlugin {
                 fn handle_messages(
+                    sessions: ::std::vec::Vec<$crate::Session>,
                     messages: ::std::vec::Vec<$crate::__private::Message>,
                     texts: ::std::string::String,
                     data: ::std::vec::Vec<u8>,
                 ) {
-                    with_state(|p| $crate::batch::dispatch(p, &messages, &texts, &data))
+                    with_state(|p| $crate::batch::dispatch(p, &sessions, &messages, &texts, &data))
                 }
             }
 

@@ -4,7 +4,8 @@
 //! gets no more messages, and a trap mid-batch loses only the message that
 //! trapped. In each test one client's `spin` keeps the instance busy while
 //! the messages of the test queue up behind it, and the endpoint's
-//! `messages_batched` counter shows that they were handed over together.
+//! `messages_batched` counter shows that they were handed over together;
+//! a batch holding several sessions' messages answers each on its own.
 
 use std::time::Duration;
 use wasock_tests::{Client, TestServer, compile_fixture, test_config};
@@ -100,5 +101,30 @@ async fn a_batch_skips_the_messages_of_a_session_the_plugin_closed() {
     watcher.send_text("handled").await;
     assert_eq!(watcher.recv_text().await, "6");
     assert!(batched(&server).await >= texts.len() as f64, "the messages were not handed over together");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_several_sessions_answers_each_on_its_own() {
+    // The call names each session once and each message by its session's
+    // index: every client gets its own messages back, in order, and no one
+    // else's.
+    let server = server("[limits]\ncall-deadline-ms = 2000\n").await;
+    let mut c = clients(&server, 4).await;
+    let (busy, senders) = c.split_first_mut().unwrap();
+    busy.send_text("spin:400").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for round in 0..3 {
+        for (i, client) in senders.iter_mut().enumerate() {
+            client.send_text(&format!("{i}:{round}")).await;
+        }
+    }
+    assert_eq!(busy.recv_text().await, "spun");
+    for (i, client) in senders.iter_mut().enumerate() {
+        for round in 0..3 {
+            assert_eq!(client.recv_text().await, format!("{i}:{round}"), "client {i}");
+        }
+    }
+    assert!(batched(&server).await >= 9.0, "the messages were not handed over together");
     server.shutdown().await;
 }

@@ -61,20 +61,30 @@ impl Actor {
         let mut messages = Vec::with_capacity(events.len());
         let mut order = Vec::with_capacity(events.len());
         let mut delivered = Vec::with_capacity(events.len());
+        // Each session once, with the owned handle the plugin gets (and drops).
+        let mut senders: Vec<(SessionId, u32)> = Vec::new();
         let (mut texts, mut data) = (String::new(), Vec::new());
         for event in events {
             let Some((id, kind, bytes)) = parts(&event) else { continue };
             if self.sessions().receive(id).is_none() {
                 continue;
             }
-            // The plugin gets an owned handle, which it drops.
-            let Some(rep) = self.sessions().lookup(id) else { continue };
+            // At most MOST_MESSAGES senders: a scan is cheaper than a map.
+            let sender = match senders.iter().position(|(s, _)| *s == id) {
+                Some(at) => at,
+                None => {
+                    let Some(rep) = self.sessions().lookup(id) else { continue };
+                    senders.push((id, rep));
+                    senders.len() - 1
+                }
+            };
             match &event {
                 Event::Text { text, .. } => texts.push_str(text),
                 _ => data.extend_from_slice(bytes),
             }
             // A message is at most the route's limit, far below 4 GiB.
-            messages.push(Message::new(rep, kind, u32::try_from(bytes.len()).unwrap_or(u32::MAX)));
+            let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
+            messages.push(Message::new(sender as u32, kind, len));
             order.push((id, kind));
             delivered.push(event);
         }
@@ -82,9 +92,10 @@ impl Actor {
             return;
         }
         self.admission.metrics.batched.inc_by(messages.len() as u64);
+        let handles: Vec<u32> = senders.iter().map(|&(_, rep)| rep).collect();
         let Some((outcome, _)) = self.enter(|exports, store| {
             store.data_mut().begin_batch(order.iter().copied(), Instant::now());
-            exports.handle_messages(store, &messages, &texts, &data)
+            exports.handle_messages(store, &handles, &messages, &texts, &data)
         }) else {
             return;
         };

@@ -13,10 +13,10 @@ use wasmtime::component::{Instance, InstancePre, Resource};
 pub use v2::messages::{Kind as MessageKind, Message};
 
 impl Message {
-    /// A message of `kind` and `len` bytes from the session whose new owned
-    /// handle is `rep`.
-    pub fn new(rep: u32, kind: MessageKind, len: u32) -> Self {
-        Self { session: Resource::new_own(rep), kind, len }
+    /// A message of `kind` and `len` bytes from the call's session number
+    /// `session`.
+    pub fn new(session: u32, kind: MessageKind, len: u32) -> Self {
+        Self { session, kind, len }
     }
 }
 
@@ -192,18 +192,25 @@ impl Exports {
         matches!(self, Self::V2 { messages: Some(_), .. })
     }
 
-    /// Several messages in one call (see [`super::batch`]); their payloads
-    /// are cut from `texts` and `data` in turn. Only for a plugin that
+    /// Several messages in one call (see [`super::batch`]), sent by the
+    /// sessions whose new owned handles are `sessions` (a message names its
+    /// session by index there); their payloads are cut from `texts` and
+    /// `data` in turn. Only for a plugin that
     /// [takes batches](Self::takes_batches).
     pub fn handle_messages(
         &self,
         store: &mut Store_,
+        sessions: &[u32],
         messages: &[Message],
         texts: &str,
         data: &[u8],
     ) -> wasmtime::Result<()> {
         match self {
-            Self::V2 { messages: Some(m), .. } => m.call_handle_messages(store, messages, texts, data),
+            Self::V2 { messages: Some(m), .. } => {
+                let sessions: Vec<Resource<SessionResource>> =
+                    sessions.iter().map(|&rep| Resource::new_own(rep)).collect();
+                m.call_handle_messages(store, &sessions, messages, texts, data)
+            }
             _ => Err(wasmtime::format_err!("the plugin takes no batches of messages")),
         }
     }
