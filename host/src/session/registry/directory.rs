@@ -189,6 +189,11 @@ impl Directory {
         others(&topic.by_shard, shard)
     }
 
+    /// How many members of `topic` `shard` serves.
+    pub(super) fn local_size(&self, shard: Shard, topic: &str) -> usize {
+        self.read().by_name.get(topic).map_or(0, |t| t.by_shard[shard].len())
+    }
+
     /// How many members `topic` has, in every shard (and node).
     pub(super) fn size(&self, topic: &str) -> usize {
         let here = self.read().by_name.get(topic).map_or(0, |t| t.size);
