@@ -59,7 +59,6 @@ impl Actor {
     /// as a call of its own would be; on a trap, the rest one call each.
     fn batch(&mut self, events: Vec<Event>) {
         let mut messages = Vec::with_capacity(events.len());
-        let mut order = Vec::with_capacity(events.len());
         let mut delivered = Vec::with_capacity(events.len());
         // Each session once, with the owned handle the plugin gets (and drops).
         let mut senders: Vec<(SessionId, u32)> = Vec::new();
@@ -85,24 +84,25 @@ impl Actor {
             // A message is at most the route's limit, far below 4 GiB.
             let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
             messages.push(Message::new(sender as u32, kind, len));
-            order.push((id, kind));
             delivered.push(event);
         }
         if messages.is_empty() {
             return;
         }
         self.admission.metrics.batched.inc_by(messages.len() as u64);
-        let handles: Vec<u32> = senders.iter().map(|&(_, rep)| rep).collect();
+        let sent_by = |event: &Event| parts(event).map(|(id, kind, _)| (id, kind));
         let Some((outcome, _)) = self.enter(|exports, store| {
-            store.data_mut().begin_batch(order.iter().copied(), Instant::now());
-            exports.handle_messages(store, &handles, &messages, &texts, &data)
+            store.data_mut().begin_batch(delivered.iter().filter_map(sent_by), Instant::now());
+            let handles = senders.iter().map(|&(_, rep)| rep);
+            exports.handle_messages(store, handles, &messages, &texts, &data)
         }) else {
             return;
         };
         let at = self.instance.store.data_mut().end_batch(Instant::now());
         if let Err(err) = outcome {
-            let (id, kind) = order[at.min(order.len() - 1)];
-            self.trapped(handler(kind), Some(id), &err);
+            if let Some((id, kind)) = sent_by(&delivered[at.min(delivered.len() - 1)]) {
+                self.trapped(handler(kind), Some(id), &err);
+            }
             for event in delivered.into_iter().skip(at + 1) {
                 self.replay(event);
             }
@@ -114,11 +114,8 @@ impl Actor {
     fn replay(&mut self, event: Event) {
         self.retry_if_due();
         let Some((id, ..)) = parts(&event) else { return };
-        let rep = match self.sessions().is_open(id) {
-            true => self.sessions().borrow_rep(id),
-            false => None,
-        };
-        let Some(rep) = rep else { return };
+        let sessions = self.sessions();
+        let Some(rep) = sessions.is_open(id).then(|| sessions.borrow_rep(id)).flatten() else { return };
         match event {
             Event::Text { text, .. } => self.call("handle-text", Some(id), |e, s| e.handle_text(s, rep, &text)),
             Event::Binary { data, .. } => self.call("handle-binary", Some(id), |e, s| e.handle_binary(s, rep, &data)),

@@ -200,15 +200,14 @@ impl Exports {
     pub fn handle_messages(
         &self,
         store: &mut Store_,
-        sessions: &[u32],
+        sessions: impl Iterator<Item = u32>,
         messages: &[Message],
         texts: &str,
         data: &[u8],
     ) -> wasmtime::Result<()> {
         match self {
             Self::V2 { messages: Some(m), .. } => {
-                let sessions: Vec<Resource<SessionResource>> =
-                    sessions.iter().map(|&rep| Resource::new_own(rep)).collect();
+                let sessions: Vec<Resource<SessionResource>> = sessions.map(Resource::new_own).collect();
                 m.call_handle_messages(store, &sessions, messages, texts, data)
             }
             _ => Err(wasmtime::format_err!("the plugin takes no batches of messages")),

@@ -218,11 +218,7 @@ impl EventRx {
         mut at_flush: impl FnMut(Instant) -> (Wakes, Option<Instant>),
     ) -> Option<Event> {
         self.since_flush += 1;
-        // The clock is read every few events only: it costs as much as
-        // queueing an event.
-        let keep_batching = self.since_flush < WAKE_BATCH
-            && (!self.since_flush.is_multiple_of(CLOCK_EVERY) || self.flushed_at.elapsed() < WAKE_AFTER);
-        if keep_batching {
+        if !self.replies_due(self.since_flush) {
             match self.try_recv() {
                 Ok(event) => return Some(event),
                 Err(TryRecvError::Disconnected) => return None,
@@ -248,7 +244,7 @@ impl EventRx {
     /// them): what a batch of messages takes after its first.
     pub(super) fn next_message(&mut self, room: usize) -> Option<Event> {
         let count = self.since_flush + 1;
-        if count >= WAKE_BATCH || (count.is_multiple_of(CLOCK_EVERY) && self.flushed_at.elapsed() >= WAKE_AFTER) {
+        if self.replies_due(count) {
             return None;
         }
         if self.batch.is_empty() {
@@ -266,6 +262,14 @@ impl EventRx {
         }
         self.since_flush = count;
         self.batch.pop_front()
+    }
+
+    /// Whether the replies are due once `count` events have been handed out
+    /// since the last flush: every [`WAKE_BATCH`] events, or after
+    /// [`WAKE_AFTER`]. The clock is read every few events only: it costs as
+    /// much as queueing an event.
+    fn replies_due(&self, count: u32) -> bool {
+        count >= WAKE_BATCH || (count.is_multiple_of(CLOCK_EVERY) && self.flushed_at.elapsed() >= WAKE_AFTER)
     }
 
     /// Whether no event is waiting.
