@@ -127,6 +127,29 @@ async fn a_publish_reaches_the_topic_members_and_nobody_else() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_reaches_members_whatever_order_they_joined_in() {
+    // z joins before x, which connected first: the fan-out, which walks the
+    // sessions in the order they came, must still find x.
+    let server = gate("").await;
+    let mut x = server.connect("/gate?name=x").await;
+    let mut y = server.connect("/gate?name=y").await;
+    let mut z = server.connect("/gate?name=z").await;
+    for client in [&mut x, &mut y, &mut z] {
+        client.recv_text().await;
+    }
+    for client in [&mut z, &mut x] {
+        client.send_text("join:t").await;
+        assert_eq!(client.recv_text().await, "SubscribeStatus::Joined");
+    }
+    y.send_text("pub:t:hi").await;
+    assert_eq!(z.recv_text().await, "hi");
+    assert_eq!(x.recv_text().await, "hi", "the member that joined after a later session");
+    y.send_text("topics").await;
+    assert_eq!(y.recv_text().await, "", "y is no member");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn topics_survive_a_trap_and_a_swap() {
     let dir = tempdir();
     let plugin = swap_plugin_dir(&dir, "gate", "/gate", &wasm_bytes("gate"), "");
