@@ -203,6 +203,38 @@ async fn on_drain_follows_a_full_queue_once_the_client_reads_again() {
     server.shutdown().await;
 }
 
+/// A flood larger than the socket's buffers, at a client that does not
+/// read yet: the endpoint thread writes what the socket takes and leaves
+/// the rest of a frame to the session's task, which writes it before the
+/// messages still queued; a publish from another client comes while the
+/// task waits to write, and must not be written past it. The client gets
+/// every message whole and in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_at_a_client_that_reads_late_arrives_whole_and_in_order() {
+    let server = gate("[limits]\nqueue-messages = 1024\nqueue-bytes = 67108864\n").await;
+    let mut slow = server.connect("/gate?topic=t").await;
+    assert_eq!(slow.recv_text().await, "hello anon");
+    let mut other = server.connect("/gate").await;
+    assert_eq!(other.recv_text().await, "hello anon");
+    slow.send_text("flood:300").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    other.send_text("pub:t:after the flood").await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for n in 0..300u32 {
+        match slow.recv().await {
+            Message::Binary(data) => {
+                assert_eq!(data.len(), 64 << 10);
+                assert_eq!(u32::from_be_bytes(data[..4].try_into().unwrap()), n, "out of order");
+                assert!(data[4..].iter().all(|b| *b == b'x'), "message {n} is not whole");
+            }
+            other => panic!("message {n}: {other:?}"),
+        }
+    }
+    assert!(slow.recv_text().await.starts_with("queued 300 buffered "));
+    assert_eq!(slow.recv_text().await, "after the flood");
+    server.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_01_component_is_served_beside_02_ones() {
     let bare = compile_fixture("bare", "bare", "/bare", "", |_| {});

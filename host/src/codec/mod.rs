@@ -67,7 +67,7 @@ thread_local! {
 }
 
 /// This thread's spare write buffer, or a new one, with room for `len` bytes.
-fn take_spare(len: usize) -> Vec<u8> {
+pub fn take_spare(len: usize) -> Vec<u8> {
     let mut buf = SPARE.try_with(Cell::take).unwrap_or_default();
     buf.reserve_exact(len);
     buf
@@ -75,11 +75,27 @@ fn take_spare(len: usize) -> Vec<u8> {
 
 /// Keeps `buf`, emptied, as this thread's spare unless it is too large (or
 /// no buffer at all: an empty flush must not drop the spare).
-fn recycle(mut buf: Vec<u8>) {
+pub fn recycle(mut buf: Vec<u8>) {
     if (1..=SPARE_MAX).contains(&buf.capacity()) {
         buf.clear();
         let _ = SPARE.try_with(|spare| spare.set(buf));
     }
+}
+
+/// Appends `msg` to `out` as an uncompressed server frame if it is a data
+/// message (text or binary); anything else is left to the session's codec,
+/// whose state it changes (a close), and false returned. For writing to a
+/// session's socket outside its codec, while the codec has nothing queued
+/// ([`Codec::idle`]).
+pub fn encode_data(out: &mut Vec<u8>, msg: &Message) -> bool {
+    let (opcode, payload): (u8, &[u8]) = match msg {
+        Message::Text(text) => (frame::TEXT, text.as_bytes()),
+        Message::Binary(data) => (frame::BINARY, data),
+        _ => return false,
+    };
+    frame::write_header(out, opcode, payload.len());
+    out.extend_from_slice(payload);
+    true
 }
 
 /// What a client did wrong, or what failed under the codec.
@@ -176,6 +192,27 @@ impl<S> Codec<S> {
     /// The socket (after a bad message, to drain it).
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.io
+    }
+
+    /// The socket.
+    pub fn get_ref(&self) -> &S {
+        &self.io
+    }
+
+    /// Whether bytes written to the socket from outside the codec now
+    /// would go out in order and as the codec would have framed them:
+    /// nothing is queued, the session is open, and it is not compressed.
+    pub fn idle(&self) -> bool {
+        self.out.is_empty() && self.state == State::Open && self.deflate.is_none()
+    }
+
+    /// Queues bytes already framed (the rest of a write made from outside
+    /// the codec, see [`idle`](Self::idle)) ahead of what is sent next.
+    pub fn queue_framed(&mut self, framed: &[u8]) {
+        if self.out.capacity() == 0 {
+            self.out = take_spare(framed.len());
+        }
+        self.out.extend_from_slice(framed);
     }
 
     /// Queues a frame for the client.

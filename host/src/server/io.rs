@@ -15,6 +15,7 @@ use futures_util::task::AtomicWaker;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
 use std::io;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,6 +45,15 @@ impl Socket {
     /// A TCP socket, and the bytes hyper read past the handshake.
     pub(super) fn tcp(tcp: TcpStream, early: Bytes) -> Self {
         Socket::Tcp { tcp, early: (!early.is_empty()).then(|| Box::new(early)) }
+    }
+
+    /// The descriptor of a plain TCP socket, which bytes may be written to
+    /// from outside (see [`crate::session::link_to`]).
+    pub(super) fn tcp_fd(&self) -> Option<RawFd> {
+        match self {
+            Socket::Tcp { tcp, .. } => Some(tcp.as_raw_fd()),
+            Socket::Upgraded(_) => None,
+        }
     }
 }
 
@@ -144,6 +154,11 @@ impl<S> ReadHint<S> {
     /// A handle telling whether reading would block.
     pub(super) fn readable(&self) -> Readable {
         Readable(self.flag.clone())
+    }
+
+    /// The stream.
+    pub(super) fn get_ref(&self) -> &S {
+        &self.io
     }
 }
 

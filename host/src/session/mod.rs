@@ -2,27 +2,29 @@
 //! the endpoint: the registry of live sessions and plugin-held handles, each
 //! session's outbound queue, its read credits, and close frames.
 //!
-//! It depends only on the manifest's limits and tungstenite's message
-//! types, so the runtime's host functions ([`crate::runtime`]) and the
+//! It depends only on the manifest's limits, tungstenite's message types
+//! and the codec's framing (for the writes a flush makes itself), so the runtime's host functions ([`crate::runtime`]) and the
 //! endpoint's event loop ([`crate::endpoint`]) both build on it without
 //! knowing each other.
 //!
 //! - [`registry`]: live sessions, handles, attachments, the full-queue policy.
 //! - [`link`]: what a session's endpoint side and connection side share.
 //! - `outbound`: the bounded outbound queue.
+//! - `direct`: a plain session's socket written from the endpoint thread.
 //! - `credit`: inbound flow control (read credits).
 //! - `close`: close frames and named close codes.
 //! - [`upgrade`]: the upgrade hook's request and answer.
 
 mod close;
 mod credit;
+mod direct;
 pub mod link;
 mod outbound;
 pub mod registry;
 pub mod upgrade;
 
 pub use close::{CloseCode, close_frame, plugin_close_frame};
-pub use link::{SessionRx, SessionTx, SessionWaker, Signal, Wakes, link};
+pub use link::{Sent, SessionRx, SessionTx, SessionWaker, Signal, SocketGuard, Wakes, link, link_to};
 pub use outbound::QueueError;
 pub use registry::remote::{Members, NodeId, Outgoing, PRESENCE_EXPIRES, Uplink};
 pub use registry::{

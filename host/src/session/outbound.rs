@@ -30,6 +30,9 @@ struct Queue {
     /// The oldest message, when `rest` is empty or holds only newer ones.
     first: Option<Message>,
     rest: VecDeque<Message>,
+    /// Framed bytes a write straight to the socket left unwritten (see
+    /// [`super::direct`]): they go out before any message. Boxed: rare.
+    unwritten: Option<Box<[u8]>>,
 }
 
 impl Queue {
@@ -45,9 +48,14 @@ impl Queue {
         self.first.take().or_else(|| self.rest.pop_front())
     }
 
+    fn front(&self) -> Option<&Message> {
+        self.first.as_ref().or_else(|| self.rest.front())
+    }
+
     fn clear(&mut self) {
         self.first = None;
         self.rest = VecDeque::new();
+        self.unwritten = None;
     }
 }
 
@@ -129,6 +137,42 @@ impl Outbound {
         Some(msg)
     }
 
+    /// Takes the messages at the front of the queue that `take` accepts
+    /// (under one lock), stopping at the first it refuses; returns how many
+    /// it took and their payload bytes.
+    pub(super) fn drain_front(&self, mut take: impl FnMut(&Message) -> bool) -> (usize, usize) {
+        if self.messages.load(Ordering::Acquire) == 0 {
+            return (0, 0);
+        }
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let (mut count, mut bytes) = (0, 0);
+        while let Some(msg) = queue.front() {
+            if !take(msg) {
+                break;
+            }
+            bytes += msg.len();
+            count += 1;
+            queue.pop_front();
+        }
+        drop(queue);
+        self.messages.fetch_sub(count, Ordering::Relaxed);
+        self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        (count, bytes)
+    }
+
+    /// Keeps framed bytes to be written before any queued message.
+    pub(super) fn put_unwritten(&self, framed: Box<[u8]>) {
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.closed.load(Ordering::Acquire) {
+            queue.unwritten = Some(framed);
+        }
+    }
+
+    /// The framed bytes kept by [`put_unwritten`](Self::put_unwritten).
+    pub(super) fn take_unwritten(&self) -> Option<Box<[u8]>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner()).unwritten.take()
+    }
+
     /// Whether the queue lacks room for the replies to `in_flight` more
     /// client messages (one each) or is over half its bytes.
     pub(super) fn congested(&self, in_flight: usize) -> bool {
@@ -143,6 +187,11 @@ impl Outbound {
     pub(super) fn backed_up(&self) -> bool {
         self.messages.load(Ordering::Relaxed) * 2 >= self.max_messages
             || self.bytes.load(Ordering::Relaxed) * 2 >= self.max_bytes
+    }
+
+    /// Whether no message is queued.
+    pub(super) fn is_empty(&self) -> bool {
+        self.messages.load(Ordering::Acquire) == 0
     }
 
     /// Payload bytes queued.

@@ -24,7 +24,7 @@ use super::io::Readable;
 use super::wire::{Wire, WireError};
 use crate::endpoint::{Admitted, Compressing, EndpointHandle, Event, NotQueued};
 use crate::log_limit::LogLimit;
-use crate::session::{CloseCode, NewSession, SessionId, SessionRx, UpgradeAccept, close_frame, link};
+use crate::session::{CloseCode, NewSession, SessionId, SessionRx, SocketGuard, UpgradeAccept, close_frame, link_to};
 use futures_util::SinkExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,6 +92,10 @@ pub(super) fn run(accepted: Accepted, shared: Arc<ServerState>) -> impl Future<O
 
 /// The connection task's state.
 struct SessionTask {
+    /// Stops the endpoint thread's writes to the socket (see
+    /// [`crate::session::link_to`]); declared before `ws`, so it is dropped
+    /// (fields drop in order) before the socket closes.
+    _socket_guard: SocketGuard,
     /// The socket.
     ws: Wire,
     /// Whether a read may find data.
@@ -154,11 +158,15 @@ impl SessionTask {
     fn new(accepted: Accepted, shared: &ServerState) -> (Self, SessionRx, Box<NewSession>) {
         let Accepted { ws, readable, endpoint, id, path, query, peer, accept, held } = accepted;
         let limits = endpoint.limits();
-        let (tx, rx) = link(limits.queue_messages, limits.queue_bytes);
+        // A plain, uncompressed session's replies may be written to its
+        // socket by the endpoint thread as it flushes them.
+        let fd = if ws.compressed() { None } else { ws.get_ref().get_ref().tcp_fd() };
+        let (tx, rx) = link_to(fd, limits.queue_messages, limits.queue_bytes);
         let UpgradeAccept { protocol, attachment, topics, .. } = accept;
         let session = NewSession { id, path, query, peer, protocol, tx, attachment, topics };
         let now = Instant::now();
         let task = SessionTask {
+            _socket_guard: rx.socket_guard(),
             ws,
             readable,
             endpoint,
@@ -212,7 +220,7 @@ impl SessionTask {
         let timer = std::pin::pin!(tokio::time::sleep(Duration::ZERO));
         let mut turn = Turn::new(timer);
         loop {
-            let step = std::future::poll_fn(|cx| self.poll_turn(cx, &mut rx, &mut turn, shared)).await;
+            let step = std::future::poll_fn(|cx| self.poll_step(cx, &mut rx, &mut turn, shared)).await;
             let flow = match step {
                 Step::Continue => Flow::Continue,
                 Step::End => Flow::End,

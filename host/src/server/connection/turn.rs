@@ -37,9 +37,39 @@ impl<'a> Turn<'a> {
 }
 
 impl SessionTask {
+    /// A turn: the endpoint thread's writes to the socket stop while it
+    /// runs, and resume after one that leaves the task waiting with nothing
+    /// to write (see [`crate::session::link_to`]). Bytes the last such
+    /// write left go out first.
+    pub(super) fn poll_step(
+        &mut self,
+        cx: &mut Context<'_>,
+        rx: &mut SessionRx,
+        turn: &mut Turn<'_>,
+        shared: &ServerState,
+    ) -> Poll<Step> {
+        let step = match rx.begin_turn() {
+            Some(framed) => Poll::Ready(self.write_left(&framed, rx, cx)),
+            None => self.poll_turn(cx, rx, turn, shared),
+        };
+        rx.end_turn(step.is_pending() && self.closing_deadline.is_none() && self.ws.idle());
+        step
+    }
+
+    /// Writes what a write from the endpoint thread left, then what is
+    /// queued behind it.
+    fn write_left(&mut self, framed: &[u8], rx: &mut SessionRx, cx: &mut Context<'_>) -> Step {
+        self.ws.queue_framed(framed);
+        let mut batch = Batch::resume(rx.try_recv());
+        match batch.poll(&mut self.ws, rx, cx) {
+            Poll::Ready(outcome) => self.batch_done(batch, Ok(outcome), rx),
+            Poll::Pending => Step::Stalled(Box::new(batch)),
+        }
+    }
+
     /// Polls every source once, from a rotating start, until one has
     /// something; does it.
-    pub(super) fn poll_turn(
+    fn poll_turn(
         &mut self,
         cx: &mut Context<'_>,
         rx: &mut SessionRx,

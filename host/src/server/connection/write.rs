@@ -35,7 +35,13 @@ pub(super) struct Batch {
 
 impl Batch {
     pub(super) fn new(first: Message) -> Self {
-        Self { next: Some(first), close: None, written: 0, bytes: 0 }
+        Self::resume(Some(first))
+    }
+
+    /// A batch of what the codec holds already, then `next` and the rest
+    /// of the queue.
+    pub(super) fn resume(next: Option<Message>) -> Self {
+        Self { next, close: None, written: 0, bytes: 0 }
     }
 
     /// Writes the message in hand and whatever else is queued (up to

@@ -9,7 +9,8 @@
 //!
 //! Every write, close and returned credit goes through here and notes the
 //! session's connection in [`Wakes`]; the endpoint decides when to
-//! [`flush_wakes`](Sessions::flush_wakes).
+//! [`flush_wakes`](Sessions::flush_wakes) (which writes a plain session's
+//! messages to its socket itself, counted in the route's `sent`).
 //!
 //! - `fanout`: writes to one session, the endpoint or a topic, and the
 //!   full-queue policy.
@@ -33,7 +34,7 @@ pub use fanout::{Audience, Delivery, Forward, Target};
 pub use topics::Subscribed;
 
 use super::close::plugin_close_frame;
-use super::link::{SessionTx, Wakes};
+use super::link::{Sent, SessionTx, Wakes};
 use super::{NewSession, SessionId};
 use crate::manifest::{Limits, QueueFull};
 use crate::metrics::RouteMetrics;
@@ -158,6 +159,7 @@ impl Sessions {
 
     /// Counts into the route's metrics from now on (a fork keeps them).
     pub fn set_metrics(&mut self, metrics: RouteMetrics) {
+        self.wakes.count_in(Sent { messages: metrics.sent.clone(), bytes: metrics.sent_bytes.clone() });
         self.metrics = Some(metrics);
     }
 
@@ -204,6 +206,7 @@ impl Sessions {
     pub fn fork(&self, plugin: Arc<str>, limits: &Limits) -> Self {
         let mut fork = Self::sharded(plugin, limits, self.directory.clone(), self.shard);
         fork.live = self.live.clone();
+        fork.wakes = self.wakes.fresh();
         fork.metrics = self.metrics.clone();
         fork.reset_handles();
         fork.full_deadline = fork.earliest_full_deadline();
@@ -357,7 +360,8 @@ impl Sessions {
     /// The connections to wake, for whoever flushes them (the endpoint
     /// thread, inside its runtime, where a wake costs no system call).
     pub fn take_wakes(&mut self) -> Wakes {
-        std::mem::take(&mut self.wakes)
+        let fresh = self.wakes.fresh();
+        std::mem::replace(&mut self.wakes, fresh)
     }
 
     /// Drops every handle (the plugin instance that held them is gone) and

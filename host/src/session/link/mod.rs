@@ -8,11 +8,16 @@
 //! wakes the task itself: each push or returned credit notes its session in
 //! a [`Wakes`] list, and whoever owns the list (the session registry, for
 //! the endpoint thread) flushes it, so that the replies to a batch of events
-//! wake each connection once instead of once per message.
+//! wake each connection once instead of once per message. A flush writes a
+//! plain session's queued messages to its socket itself when it may
+//! ([`super::direct`]), and wakes the task only for what is left.
 
 use super::credit::Credits;
+use super::direct::Direct;
 use super::outbound::{Outbound, QueueError};
 use futures_util::task::AtomicWaker;
+use prometheus_client::metrics::counter::Counter;
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -27,49 +32,134 @@ struct Link {
     waker: AtomicWaker,
     /// The session is in some [`Wakes`] list already.
     wake_pending: AtomicBool,
+    /// The task must look even if a flush writes its messages for it (a
+    /// returned credit, an `on-drain` owed).
+    must_look: AtomicBool,
     /// Live [`SessionTx`] handles; at zero the queue ends.
     senders: AtomicUsize,
     /// A write was refused for a full queue: the plugin is owed an
     /// `on-drain` once the queue has room.
     drain_wanted: AtomicBool,
+    /// The socket, as a flush may write to it.
+    direct: Direct,
 }
 
 /// A session's outbound queue bounded to `max_messages` messages and
 /// `max_bytes` payload bytes, with read credits sized to it.
 pub fn link(max_messages: usize, max_bytes: usize) -> (SessionTx, SessionRx) {
+    link_to(None, max_messages, max_bytes)
+}
+
+/// The same, for a session whose queued messages a flush may write to the
+/// socket `fd` itself (see [`super::direct`]), which must stay open until
+/// the [`SocketGuard`] of the returned [`SessionRx`] is dropped (or the
+/// `SessionRx` itself).
+pub fn link_to(fd: Option<RawFd>, max_messages: usize, max_bytes: usize) -> (SessionTx, SessionRx) {
     let link = Arc::new(Link {
         outbound: Outbound::new(max_messages, max_bytes),
         credits: Credits::new(max_messages),
         waker: AtomicWaker::new(),
         wake_pending: AtomicBool::new(false),
+        must_look: AtomicBool::new(false),
         senders: AtomicUsize::new(1),
         drain_wanted: AtomicBool::new(false),
+        direct: Direct::new(fd),
     });
     (SessionTx(link.clone()), SessionRx(link))
+}
+
+impl Link {
+    /// Writes what is queued straight to the socket if the task lets it;
+    /// true if the task must still be woken (something is left, or it
+    /// must look).
+    fn write_queued(&self, sent: Option<&Sent>) -> bool {
+        let Some(writer) = self.direct.begin_write() else {
+            return true;
+        };
+        let mut framed = crate::codec::take_spare(0);
+        let (mut count, mut bytes, mut left) = (0, 0, false);
+        // A chunk at a time: a client that reads slowly leaves at most one
+        // chunk's rest outside the queue's bounds, the rest stays queued.
+        loop {
+            let (n, b) =
+                self.outbound.drain_front(|msg| framed.len() < CHUNK && crate::codec::encode_data(&mut framed, msg));
+            if n == 0 {
+                break;
+            }
+            (count, bytes) = (count + n, bytes + b);
+            // On an error, the task's next write meets it and ends the session.
+            let written = writer.write(&framed).unwrap_or(0);
+            if written < framed.len() {
+                self.outbound.put_unwritten(framed[written..].into());
+                left = true;
+                break;
+            }
+            framed.clear();
+        }
+        writer.end(left);
+        crate::codec::recycle(framed);
+        if let Some(sent) = sent {
+            sent.messages.inc_by(count as u64);
+            sent.bytes.inc_by(bytes as u64);
+        }
+        // A message the flush does not write (a close) stays queued.
+        left || !self.outbound.is_empty() || self.must_look.load(Ordering::Acquire)
+    }
+}
+
+/// About how many framed bytes a flush writes to a socket at once.
+const CHUNK: usize = 64 << 10;
+
+/// The counters a flush counts the messages it writes in.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// Messages written.
+    pub messages: Counter,
+    /// Their payload bytes.
+    pub bytes: Counter,
 }
 
 /// Sessions whose connection tasks are to be woken, each listed once.
 /// Flushed on drop, so no wake-up is ever lost.
 #[derive(Debug, Default)]
-pub struct Wakes(Vec<Arc<Link>>);
+pub struct Wakes {
+    links: Vec<Arc<Link>>,
+    /// Where a flush counts what it writes itself.
+    sent: Option<Sent>,
+}
 
 impl Wakes {
+    /// Counts what flushes write in `sent` from now on.
+    pub fn count_in(&mut self, sent: Sent) {
+        self.sent = Some(sent);
+    }
+
+    /// An empty list counting where this one does.
+    pub fn fresh(&self) -> Self {
+        Self { links: Vec::new(), sent: self.sent.clone() }
+    }
+
     fn defer(&mut self, link: &Arc<Link>) {
         if !link.wake_pending.swap(true, Ordering::AcqRel) {
-            self.0.push(link.clone());
+            self.links.push(link.clone());
         }
     }
 
     /// Whether no connection is listed.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.links.is_empty()
     }
 
-    /// Wakes every listed connection task.
+    /// Writes each listed connection's queued messages to its socket where
+    /// it may, and wakes every listed connection task that is left
+    /// something to do.
     pub fn flush(&mut self) {
-        for link in self.0.drain(..) {
+        for link in self.links.drain(..) {
             link.wake_pending.store(false, Ordering::Release);
-            link.waker.wake();
+            if link.write_queued(self.sent.as_ref()) {
+                link.must_look.store(false, Ordering::Release);
+                link.waker.wake();
+            }
         }
     }
 }
@@ -118,6 +208,7 @@ impl SessionTx {
     /// queue: the read credit returns.
     pub fn give_credit(&self, wakes: &mut Wakes) {
         if self.0.credits.give_back() {
+            self.0.must_look.store(true, Ordering::Release);
             wakes.defer(&self.0);
         }
     }
@@ -138,6 +229,7 @@ impl SessionTx {
     /// emptied the queue already.
     pub fn want_drain(&self, wakes: &mut Wakes) {
         self.0.drain_wanted.store(true, Ordering::Release);
+        self.0.must_look.store(true, Ordering::Release);
         wakes.defer(&self.0);
     }
 }
@@ -217,9 +309,42 @@ impl SessionRx {
     }
 }
 
+impl SessionRx {
+    /// A turn of the task begins: a flush no longer writes to the socket
+    /// (see [`super::direct`]). Returns the framed bytes the last one left
+    /// unwritten, to be written before anything else.
+    pub fn begin_turn(&self) -> Option<Box<[u8]>> {
+        if self.0.direct.begin_turn() { self.0.outbound.take_unwritten() } else { None }
+    }
+
+    /// A turn of the task ends; with `idle` (the task waits, its codec has
+    /// nothing queued) a flush may write to the socket until the next.
+    pub fn end_turn(&self, idle: bool) {
+        self.0.direct.end_turn(idle);
+    }
+
+    /// What the task keeps to stop the flushes' writes before its socket
+    /// closes.
+    pub fn socket_guard(&self) -> SocketGuard {
+        SocketGuard(self.0.clone())
+    }
+}
+
 impl Drop for SessionRx {
     fn drop(&mut self) {
+        self.0.direct.retire();
         self.0.outbound.close();
+    }
+}
+
+/// Held by whatever owns a session's socket, and dropped before it: from
+/// then on no flush writes to the socket (see [`link_to`]).
+#[derive(Debug)]
+pub struct SocketGuard(Arc<Link>);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        self.0.direct.retire();
     }
 }
 
@@ -235,57 +360,4 @@ impl SessionWaker {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::time::Duration;
-
-    fn next(rx: &mut SessionRx, want_credit: bool) -> impl Future<Output = Signal> + '_ {
-        std::future::poll_fn(move |cx| rx.poll_next(cx, want_credit))
-    }
-
-    #[tokio::test]
-    async fn a_message_wakes_the_task_only_when_its_wakes_are_flushed() {
-        let (tx, mut rx) = link(8, 1 << 20);
-        let mut wakes = Wakes::default();
-        let waiting = tokio::time::timeout(Duration::from_millis(20), next(&mut rx, false));
-        assert!(waiting.await.is_err(), "nothing queued yet");
-        tx.try_send(Message::text("a"), &mut wakes).unwrap();
-        tx.try_send(Message::text("b"), &mut wakes).unwrap();
-        assert_eq!(wakes.0.len(), 1, "one wake-up per session");
-        let pusher = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(10));
-            wakes.flush();
-            (tx, wakes)
-        });
-        assert_eq!(next(&mut rx, false).await, Signal::Message(Message::text("a")));
-        assert_eq!(rx.try_recv(), Some(Message::text("b")));
-        let (tx, _) = pusher.join().unwrap();
-        drop(tx);
-        assert_eq!(next(&mut rx, false).await, Signal::Ended);
-    }
-
-    #[tokio::test]
-    async fn a_returned_credit_wakes_a_task_waiting_for_one() {
-        let (tx, mut rx) = link(8, 1 << 20);
-        while rx.try_take_credit() {}
-        let waiting = tokio::time::timeout(Duration::from_millis(20), next(&mut rx, true));
-        assert!(waiting.await.is_err(), "woken for a credit before any was returned");
-        let returned = std::thread::spawn(move || {
-            std::thread::sleep(Duration::from_millis(10));
-            let mut wakes = Wakes::default();
-            tx.give_credit(&mut wakes);
-            tx
-        });
-        assert_eq!(next(&mut rx, true).await, Signal::Credit);
-        let tx = returned.join().unwrap();
-        assert!(rx.try_take_credit());
-        assert!(!rx.congested());
-        let mut wakes = Wakes::default();
-        for _ in 0..5 {
-            tx.try_send(Message::text("r"), &mut wakes).unwrap();
-        }
-        assert!(rx.congested(), "5 queued + 4 in flight > 8");
-        drop(rx);
-        assert_eq!(tx.try_send(Message::text(""), &mut wakes), Err(QueueError::Closed));
-    }
-}
+mod tests;
