@@ -156,9 +156,9 @@ pub struct Codec<S> {
     written: usize,
     state: State,
     /// The largest message (and frame) accepted, in bytes.
-    max_message: usize,
+    max_message: u32,
     /// Bytes queued in `out` past which a send first writes them.
-    write_buffer: usize,
+    write_buffer: u32,
 }
 
 impl<S> Codec<S> {
@@ -173,8 +173,10 @@ impl<S> Codec<S> {
             out: Vec::new(),
             written: 0,
             state: State::Open,
-            max_message,
-            write_buffer,
+            // 32 bits each: a session's size is idle memory. A limit of
+            // 4 GiB or more is 4 GiB (a message that size is not held).
+            max_message: u32::try_from(max_message).unwrap_or(u32::MAX),
+            write_buffer: u32::try_from(write_buffer).unwrap_or(u32::MAX),
         }
     }
 
@@ -349,7 +351,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for Codec<S> {
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        if this.out.len() - this.written >= this.write_buffer {
+        if this.out.len() - this.written >= this.write_buffer as usize {
             ready!(this.poll_write_out(cx))?;
         }
         Poll::Ready(Ok(()))

@@ -54,10 +54,10 @@ impl<S> Codec<S> {
         }
         let so_far =
             self.gathering.as_ref().filter(|_| header.opcode == frame::CONTINUATION).map_or(0, |g| g.data.len());
-        if header.len > self.max_message as u64 {
+        if header.len > u64::from(self.max_message) {
             return Err(Error::TooLarge("frame too big"));
         }
-        if so_far + header.len as usize > self.max_message {
+        if so_far + header.len as usize > self.max_message as usize {
             return Err(Error::TooLarge("message too big"));
         }
         Ok(())
@@ -108,7 +108,7 @@ impl<S> Codec<S> {
     /// A whole message, inflated first if `compressed`.
     fn message(&mut self, text: bool, compressed: bool, data: Vec<u8>) -> Result<Message, Error> {
         let data = match (compressed, self.deflate.as_mut()) {
-            (true, Some(deflate)) => deflate.inflate(&data, self.max_message)?,
+            (true, Some(deflate)) => deflate.inflate(&data, self.max_message as usize)?,
             _ => Bytes::from(data),
         };
         message(text, data)

@@ -10,6 +10,7 @@
 //! attempt; an empty read through the own codec still costs the trip
 //! through hyper's upgraded stream and tokio's readiness check.)
 
+use crate::session::SocketGuard;
 use bytes::{Buf, Bytes};
 use futures_util::task::AtomicWaker;
 use hyper::upgrade::Upgraded;
@@ -29,6 +30,11 @@ pub(super) enum Socket {
     /// A plain TCP socket, taken back from hyper (to be registered on its
     /// endpoint's thread), with what hyper had read past the handshake.
     Tcp {
+        /// Stops the endpoint thread's writes to the socket, if it makes
+        /// any (see [`crate::session::link_to`]). Declared before `tcp`,
+        /// so it is dropped (fields drop in order) before the socket
+        /// closes. In a variant no larger than `Upgraded`: free.
+        guard: Option<SocketGuard>,
         /// The socket.
         tcp: TcpStream,
         /// Bytes the client sent right after its handshake, read first.
@@ -44,7 +50,14 @@ pub(super) enum Socket {
 impl Socket {
     /// A TCP socket, and the bytes hyper read past the handshake.
     pub(super) fn tcp(tcp: TcpStream, early: Bytes) -> Self {
-        Socket::Tcp { tcp, early: (!early.is_empty()).then(|| Box::new(early)) }
+        Socket::Tcp { guard: None, tcp, early: (!early.is_empty()).then(|| Box::new(early)) }
+    }
+
+    /// Keeps `held` until the socket closes, and drops it just before.
+    pub(super) fn hold(&mut self, held: SocketGuard) {
+        if let Socket::Tcp { guard, .. } = self {
+            *guard = Some(held);
+        }
     }
 
     /// The descriptor of a plain TCP socket, which bytes may be written to
@@ -159,6 +172,11 @@ impl<S> ReadHint<S> {
     /// The stream.
     pub(super) fn get_ref(&self) -> &S {
         &self.io
+    }
+
+    /// The stream.
+    pub(super) fn get_mut(&mut self) -> &mut S {
+        &mut self.io
     }
 }
 

@@ -6,32 +6,33 @@
 //! A client that sends faster than the plugin handles is slowed down by TCP
 //! instead of growing the endpoint's queue.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Most client messages of one session waiting for the plugin at once.
 const WINDOW: usize = 64;
 
-/// One session's read credits.
+/// One session's read credits (32-bit: a window is at most [`WINDOW`],
+/// and a session's size is idle memory).
 #[derive(Debug)]
 pub(super) struct Credits {
     /// Credits not taken.
-    free: AtomicUsize,
+    free: AtomicU32,
     /// Credits in all: also the reply room reading keeps free in the
     /// outbound queue.
-    window: usize,
+    window: u32,
 }
 
 impl Credits {
     /// A full window, at most half of an outbound queue of `queue_messages`
     /// (so the replies to a window of messages fit), at least one.
     pub(super) fn new(queue_messages: usize) -> Self {
-        let window = WINDOW.min(queue_messages / 2).max(1);
-        Self { free: AtomicUsize::new(window), window }
+        let window = WINDOW.min(queue_messages / 2).max(1) as u32;
+        Self { free: AtomicU32::new(window), window }
     }
 
     /// Credits in all.
     pub(super) fn window(&self) -> usize {
-        self.window
+        self.window as usize
     }
 
     /// Takes a credit if one is free.

@@ -24,7 +24,7 @@ use super::io::Readable;
 use super::wire::{Wire, WireError};
 use crate::endpoint::{Admitted, Compressing, EndpointHandle, Event, NotQueued};
 use crate::log_limit::LogLimit;
-use crate::session::{CloseCode, NewSession, SessionId, SessionRx, SocketGuard, UpgradeAccept, close_frame, link_to};
+use crate::session::{CloseCode, NewSession, SessionId, SessionRx, UpgradeAccept, close_frame, link_to};
 use futures_util::SinkExt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,10 +92,6 @@ pub(super) fn run(accepted: Accepted, shared: Arc<ServerState>) -> impl Future<O
 
 /// The connection task's state.
 struct SessionTask {
-    /// Stops the endpoint thread's writes to the socket (see
-    /// [`crate::session::link_to`]); declared before `ws`, so it is dropped
-    /// (fields drop in order) before the socket closes.
-    _socket_guard: SocketGuard,
     /// The socket.
     ws: Wire,
     /// Whether a read may find data.
@@ -156,17 +152,19 @@ impl SessionTask {
     /// The session's task, its end of the outbound queue, and the event
     /// that registers it.
     fn new(accepted: Accepted, shared: &ServerState) -> (Self, SessionRx, Box<NewSession>) {
-        let Accepted { ws, readable, endpoint, id, path, query, peer, accept, held } = accepted;
+        let Accepted { mut ws, readable, endpoint, id, path, query, peer, accept, held } = accepted;
         let limits = endpoint.limits();
         // A plain, uncompressed session's replies may be written to its
         // socket by the endpoint thread as it flushes them.
         let fd = if ws.compressed() { None } else { ws.get_ref().get_ref().tcp_fd() };
         let (tx, rx) = link_to(fd, limits.queue_messages, limits.queue_bytes);
+        if fd.is_some() {
+            ws.get_mut().get_mut().hold(rx.socket_guard());
+        }
         let UpgradeAccept { protocol, attachment, topics, .. } = accept;
         let session = NewSession { id, path, query, peer, protocol, tx, attachment, topics };
         let now = Instant::now();
         let task = SessionTask {
-            _socket_guard: rx.socket_guard(),
             ws,
             readable,
             endpoint,

@@ -90,7 +90,8 @@ impl Link {
             // On an error, the task's next write meets it and ends the session.
             let written = writer.write(&framed).unwrap_or(0);
             if written < framed.len() {
-                self.outbound.put_unwritten(framed[written..].into());
+                framed.drain(..written);
+                self.outbound.put_unwritten(std::mem::take(&mut framed));
                 left = true;
                 break;
             }
@@ -313,7 +314,7 @@ impl SessionRx {
     /// A turn of the task begins: a flush no longer writes to the socket
     /// (see [`super::direct`]). Returns the framed bytes the last one left
     /// unwritten, to be written before anything else.
-    pub fn begin_turn(&self) -> Option<Box<[u8]>> {
+    pub fn begin_turn(&self) -> Option<Vec<u8>> {
         if self.0.direct.begin_turn() { self.0.outbound.take_unwritten() } else { None }
     }
 
