@@ -1,6 +1,9 @@
 //! One WebSocket session: a single task that reads the client's messages
 //! into the endpoint's queue, writes the session's outbound queue to the
-//! socket, pings the client, and runs the closing handshake.
+//! socket, pings the client, and runs the closing handshake. While it
+//! waits with nothing to write, the endpoint thread writes a plain
+//! session's replies itself as it flushes them ([`crate::session::link_to`]);
+//! the task takes over whatever the socket did not take at once.
 //!
 //! Whatever ends the session (the client's close, a dropped socket, a
 //! protocol error, a missed heartbeat, the plugin's `close`, shutdown), the
