@@ -211,7 +211,10 @@ async fn on_drain_follows_a_full_queue_once_the_client_reads_again() {
 /// every message whole and in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_at_a_client_that_reads_late_arrives_whole_and_in_order() {
-    let server = gate("[limits]\nqueue-messages = 1024\nqueue-bytes = 67108864\n").await;
+    // The flood is one call: an unoptimized host under a parallel test run
+    // can take longer than the default 100 ms for it (a trap mid-flood).
+    let limits = "[limits]\nqueue-messages = 1024\nqueue-bytes = 67108864\ncall-deadline-ms = 20000\n";
+    let server = gate(limits).await;
     let mut slow = server.connect("/gate?topic=t").await;
     assert_eq!(slow.recv_text().await, "hello anon");
     let mut other = server.connect("/gate").await;

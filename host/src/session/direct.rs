@@ -2,11 +2,11 @@
 //! the endpoint thread, where the replies to a batch of events are flushed,
 //! instead of waking the session's task to write them.
 //!
-//! Measured (`bench/instructions.sh 6 topic`, BENCHMARKS "Replies written
-//! where they are flushed"): a woken task's turn (tokio's schedule and
-//! poll, the turn's checks, the pop, the codec's write through the
-//! socket's wrappers) was most of what a delivery cost besides its system
-//! call. uWebSockets, under Bun, writes from `publish` itself the same way.
+//! Measured (`bench/instructions.sh 6 topic`, BENCHMARKS "Against Bun
+//! (session 19)"): a woken task's turn (tokio's schedule and poll, the
+//! turn's checks, the pop, the codec's write through the socket's
+//! wrappers) was most of what a delivery cost besides its system call
+//! (2 268 -> 738 user-space instructions per delivery without it). uWebSockets, under Bun, writes from `publish` itself the same way.
 //!
 //! A write may go out here only while the session's task could not be
 //! writing: its codec has nothing queued, it is open and uncompressed
@@ -30,11 +30,11 @@ const CLEAN: u8 = 1;
 /// The task runs a turn.
 const TURN: u8 = 2;
 /// A writer writes.
-const WRITING: u8 = 5;
+const WRITING: u8 = 3;
 /// A writer left framed bytes for the task (a partial write).
-const LEFT: u8 = 3;
+const LEFT: u8 = 4;
 /// The session is over and its socket about to close.
-const DEAD: u8 = 4;
+const DEAD: u8 = 5;
 
 /// A session's socket as the endpoint thread may write to it.
 #[derive(Debug)]
@@ -52,7 +52,7 @@ impl Direct {
     }
 
     /// Takes the socket to write to it, if the task waits with nothing
-    /// left to write; [`end_write`](Self::end_write) gives it back.
+    /// left to write; [`Writer::end`] gives it back.
     pub(super) fn begin_write(&self) -> Option<Writer<'_>> {
         (self.fd >= 0 && self.state.compare_exchange(CLEAN, WRITING, Ordering::Acquire, Ordering::Relaxed).is_ok())
             .then_some(Writer(self))
