@@ -6,7 +6,8 @@
 //! (session 19)"): a woken task's turn (tokio's schedule and poll, the
 //! turn's checks, the pop, the codec's write through the socket's
 //! wrappers) was most of what a delivery cost besides its system call
-//! (2 268 -> 738 user-space instructions per delivery without it). uWebSockets, under Bun, writes from `publish` itself the same way.
+//! (2 268 -> 738 user-space instructions per delivery without it).
+//! uWebSockets, under Bun, writes from `publish` itself the same way.
 //!
 //! A write may go out here only while the session's task could not be
 //! writing: its codec has nothing queued, it is open and uncompressed
@@ -113,9 +114,9 @@ impl Writer<'_> {
         loop {
             // SAFETY: `fd` is the session's open socket. It closes only
             // after `retire`, which waits while the state is WRITING, and
-            // this writer holds it WRITING for its life. `framed` is valid for its
-            // length; the socket is non-blocking, and MSG_NOSIGNAL turns a
-            // closed peer into EPIPE instead of a signal.
+            // this writer holds it WRITING for its life. `framed` is valid
+            // for its length; the socket is non-blocking, and MSG_NOSIGNAL
+            // turns a closed peer into EPIPE instead of a signal.
             #[allow(unsafe_code)]
             let sent = unsafe { libc::send(self.0.fd, framed.as_ptr().cast(), framed.len(), libc::MSG_NOSIGNAL) };
             if let Ok(sent) = usize::try_from(sent) {

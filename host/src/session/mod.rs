@@ -3,9 +3,9 @@
 //! session's outbound queue, its read credits, and close frames.
 //!
 //! It depends only on the manifest's limits, tungstenite's message types
-//! and the codec's framing (for the writes a flush makes itself), so the runtime's host functions ([`crate::runtime`]) and the
-//! endpoint's event loop ([`crate::endpoint`]) both build on it without
-//! knowing each other.
+//! and the codec's framing (for the writes a flush makes itself), so the
+//! runtime's host functions ([`crate::runtime`]) and the endpoint's event
+//! loop ([`crate::endpoint`]) both build on it without knowing each other.
 //!
 //! - [`registry`]: live sessions, handles, attachments, the full-queue policy.
 //! - [`link`]: what a session's endpoint side and connection side share.

@@ -308,9 +308,7 @@ impl SessionRx {
     pub fn waker(&self) -> SessionWaker {
         SessionWaker(self.0.clone())
     }
-}
 
-impl SessionRx {
     /// A turn of the task begins: a flush no longer writes to the socket
     /// (see [`super::direct`]). Returns the framed bytes the last one left
     /// unwritten, to be written before anything else.

@@ -80,6 +80,15 @@ fn sockets() -> (std::net::TcpStream, std::net::TcpStream) {
     (server, client)
 }
 
+/// A link whose flushes may write to the server's end of a loopback pair,
+/// with no task waiting yet; and the client's end.
+fn direct_link(max_bytes: usize) -> (SessionTx, SessionRx, std::net::TcpStream, std::net::TcpStream) {
+    use std::os::fd::AsRawFd;
+    let (server, client) = sockets();
+    let (tx, rx) = link_to(Some(server.as_raw_fd()), 8, max_bytes);
+    (tx, rx, server, client)
+}
+
 /// The task's side as it waits: its waker registered with nothing queued,
 /// the turn ended idle.
 fn wait_idle(rx: &mut SessionRx, count: &Arc<Count>) {
@@ -92,9 +101,7 @@ fn wait_idle(rx: &mut SessionRx, count: &Arc<Count>) {
 #[test]
 fn a_flush_writes_a_waiting_sessions_messages_itself_and_wakes_it_for_the_rest() {
     use std::io::Read;
-    use std::os::fd::AsRawFd;
-    let (server, mut client) = sockets();
-    let (tx, mut rx) = link_to(Some(server.as_raw_fd()), 8, 1 << 20);
+    let (tx, mut rx, _server, mut client) = direct_link(1 << 20);
     let count = Arc::new(Count::default());
     let mut wakes = Wakes::default();
     tx.try_send(Message::text("a"), &mut wakes).unwrap();
@@ -150,9 +157,7 @@ fn a_flush_writes_a_waiting_sessions_messages_itself_and_wakes_it_for_the_rest()
 #[test]
 fn what_the_socket_does_not_take_is_left_for_the_task_in_order() {
     use std::io::Read;
-    use std::os::fd::AsRawFd;
-    let (server, mut client) = sockets();
-    let (tx, mut rx) = link_to(Some(server.as_raw_fd()), 8, 64 << 20);
+    let (tx, mut rx, _server, mut client) = direct_link(64 << 20);
     let count = Arc::new(Count::default());
     let mut wakes = Wakes::default();
     wait_idle(&mut rx, &count);
