@@ -2,7 +2,7 @@
 of raw_syscalls tracepoints (bench/residence.sh): for each thread, a wake-up
 is an epoll wait returning events; the first `recvfrom` after it is the
 message's read, and the next `sendto` the reply. Prints one JSON line of
-medians (us). Usage: perf script ... | residence.py LABEL RATE CALL_MEAN_US"""
+medians (us). Usage: perf script ... | residence.py LABEL RATE CALL_MEAN_US LOAD_JSON"""
 
 import json
 import re
@@ -13,6 +13,8 @@ RECV, SEND = 45, 44  # recvfrom, sendto
 LINE = re.compile(r"\s*(\d+)\s+([\d.]+):\s+raw_syscalls:sys_(enter|exit):\s+NR (-?\d+)(?:.*= (-?\d+))?")
 
 label, rate, call = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(sys.argv[4]) as load:
+    steal = json.loads(load.read().strip().splitlines()[-1]).get("steal_pct")
 open_ = {}  # tid -> the message being followed: times so far
 spans = []  # (wake -> read, read, read -> send)
 for line in sys.stdin:
@@ -45,5 +47,5 @@ print(json.dumps({
     "scenario": "residence", "label": label, "rate": rate, "messages": len(spans),
     "wake_to_read_us": p50(s[0] for s in spans), "read_us": p50(s[1] for s in spans),
     "read_to_send_us": p50(s[2] for s in spans), "total_us": p50(sum(s) for s in spans),
-    "call_mean_us": None if call == "null" else float(call),
+    "call_mean_us": None if call == "null" else float(call), "steal_pct": steal,
 }))

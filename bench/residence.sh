@@ -67,7 +67,7 @@ run() { # $1 = label
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
     perf script -i "$work/perf.data" -F tid,time,event,trace 2>/dev/null |
-        python3 bench/residence.py "$label" "$rate" "$call" | tee -a "$out"
+        python3 bench/residence.py "$label" "$rate" "$call" "$work/load" | tee -a "$out"
 }
 
 for round in $(seq "$rounds"); do
@@ -80,7 +80,8 @@ import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 keys = [("wake_to_read_us", "wake-up to the read"), ("read_us", "the read (recvfrom)"),
         ("read_to_send_us", "read to the reply's send"), ("total_us", "wake-up to the send"),
-        ("call_mean_us", "of which the plugin call (mean)")]
+        ("call_mean_us", "of which the plugin call (mean)"),
+        ("steal_pct", "% of the machine stolen by the hypervisor")]
 labels = [l for l in ("native", "wasock", "bun") if any(r["label"] == l for r in rows)]
 print("\n| p50 per message, us | " + " | ".join(labels) + " |")
 print("|---|" + "---|" * len(labels))

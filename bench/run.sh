@@ -150,6 +150,13 @@ if vs_bun:
     for scenario, key in (("echo", "server_us_per_msg"), ("echo@2000", "server_us_per_msg"), ("topic", "server_us_per_delivery")):
         ratios = [round(w / b, 2) for b, w in per_round(scenario, key, "bun") if b]
         print(f"{scenario} {key}, wasock / bun per round: {ratios}")
+# The hypervisor's share of the machine during each echo run (load's
+# steal_pct): a round that lost much of it is noise, not a server.
+for scenario in ("echo", "echo@200", "echo@2000"):
+    for label in ["native", "wasock"] + peers:
+        steal = [r["steal_pct"] for r in rows if r["scenario"] == scenario and r["label"] == label and "steal_pct" in r]
+        if steal:
+            print(f"{scenario} {label}: % of the machine stolen by the hypervisor per round: {steal}")
 EOF
 
 echo

@@ -60,6 +60,24 @@ impl CpuSample {
     }
 }
 
+/// Time the hypervisor ran something else while this machine's CPUs had
+/// work, per CPU on average (the `steal` column of `/proc/stat`'s `cpu`
+/// line over its `cpuN` lines): a run that lost much of it measured the
+/// host's neighbours as well as the servers.
+pub fn stolen() -> std::io::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let ticks: u64 = stat
+        .lines()
+        .find(|line| line.starts_with("cpu "))
+        .and_then(|line| line.split_whitespace().nth(8))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let cpus = stat.lines().filter(|line| line.starts_with("cpu") && !line.starts_with("cpu ")).count();
+    // /proc/stat counts in USER_HZ, 100 per second on Linux whatever the
+    // kernel's own tick.
+    Ok(Duration::from_millis(ticks * 10) / cpus.max(1) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

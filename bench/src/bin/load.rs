@@ -339,22 +339,24 @@ async fn paced_conn(
 }
 
 /// The client's own CPU time and, given its pid, the server's.
-fn cpu_samples(server: Option<u32>) -> anyhow::Result<(CpuSample, Option<CpuSample>)> {
-    Ok((CpuSample::own()?, server.map(CpuSample::of).transpose()?))
+fn cpu_samples(server: Option<u32>) -> anyhow::Result<(CpuSample, Option<CpuSample>, Duration)> {
+    Ok((CpuSample::own()?, server.map(CpuSample::of).transpose()?, wasock_bench::cpu::stolen()?))
 }
 
 /// JSON fields (each with a leading comma) for the CPU time spent since
-/// `before`: the client's share of one core, and the server's microseconds
-/// per message, in all and in its endpoint threads.
+/// `before`: the client's share of one core, the share of the machine's
+/// CPU time the hypervisor took (how noisy the run was), and the server's
+/// microseconds per message, in all and in its endpoint threads.
 fn cpu_report(
     server: Option<u32>,
-    before: &(CpuSample, Option<CpuSample>),
+    before: &(CpuSample, Option<CpuSample>, Duration),
     messages: u64,
     elapsed: f64,
 ) -> anyhow::Result<String> {
-    let (client, server_now) = cpu_samples(server)?;
+    let (client, server_now, stolen) = cpu_samples(server)?;
     let client = client.since(&before.0).total().as_secs_f64() / elapsed;
-    let mut fields = format!(r#","client_cpu":{client:.2}"#);
+    let steal = stolen.saturating_sub(before.2).as_secs_f64() / elapsed * 100.0;
+    let mut fields = format!(r#","client_cpu":{client:.2},"steal_pct":{steal:.1}"#);
     if let (Some(now), Some(then)) = (server_now, &before.1) {
         let spent = now.since(then);
         let per_msg = |d: Duration| d.as_secs_f64() * 1e6 / messages.max(1) as f64;
