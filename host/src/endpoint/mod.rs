@@ -203,7 +203,7 @@ impl EndpointHandle {
     where
         F: std::future::Future<Output = ()> + Send + 'static,
     {
-        self.parts.io[self.instance].spawn(session);
+        self.parts.queues[self.instance].spawn(session);
     }
 
     /// Queues an event for this handle's instance if its queue has room

@@ -9,36 +9,38 @@
 //! on the taking side (tokio's bounded channel took a semaphore permit and
 //! gave it back under a mutex for every event).
 //!
-//! The receiving end owns the thread's tokio runtime (current-thread), on
-//! which the endpoint's plain sessions run: when the queue is empty the
-//! thread waits inside it, so it reads the sockets, queues the events and
-//! writes the replies itself, and a message goes from the socket through
-//! the plugin and back without another thread. The plugin is called
+//! The receiving end owns the thread's tokio runtime (current-thread), whose
+//! driver the endpoint's plain sessions' sockets and timers are registered
+//! with, and the sessions themselves ([`sessions`], an executor of its
+//! own): when the queue is empty the thread waits inside the runtime,
+//! polling the sessions that wake, so it reads the sockets, queues the
+//! events and writes the replies itself, and a message goes from the socket
+//! through the plugin and back without another thread. The plugin is called
 //! outside the runtime (wasmtime-wasi's sync calls start a runtime of their
 //! own and may not run inside one). Sessions served on other threads (TLS)
 //! push from there, and wake it.
 //!
-//! [`EventRx::next_batched`] is the thread's policy on top: when to let the
-//! replies of the events handled so far go out (run the woken connections).
+//! [`flush`] is the thread's policy on top: when to let the replies of the
+//! events handled so far go out (run the woken connections).
+
+mod flush;
+mod sessions;
 
 use super::Event;
 use crate::session::Wakes;
+pub(super) use sessions::Session;
+use sessions::{Sessions, Woken};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::runtime::Runtime;
 
-/// Most events handled before the connections they answered are woken.
-const WAKE_BATCH: u32 = 64;
-
-/// Longest a reply waits for its connection to be woken under load (checked
-/// every [`CLOCK_EVERY`] events).
-const WAKE_AFTER: Duration = Duration::from_millis(1);
-
-/// How many events pass between looks at the clock for [`WAKE_AFTER`].
-const CLOCK_EVERY: u32 = 4;
+/// Most turns of the woken sessions in one poll of the thread's future
+/// before the driver gets a turn (sessions that keep waking each other
+/// must not keep the sockets from being read).
+const TURNS: u32 = 8;
 
 /// What both ends share.
 struct Inner {
@@ -53,6 +55,8 @@ struct State {
     waiting: Vec<Waker>,
     /// The endpoint thread, waiting for an event.
     receiver: Option<Waker>,
+    /// The thread's sessions that were woken or spawned, to poll.
+    woken: Woken,
     /// The sending end is gone.
     sender_gone: bool,
     /// The receiving end is gone.
@@ -74,6 +78,9 @@ pub(super) struct EventTx(Arc<Inner>);
 /// The endpoint thread's end, and its runtime.
 pub(super) struct EventRx {
     inner: Arc<Inner>,
+    /// The thread's sessions (dropped before the runtime their sockets are
+    /// registered with).
+    sessions: Sessions,
     /// The thread's runtime: its sessions' I/O, run while it waits.
     io: Runtime,
     /// Events taken from the queue, not yet handed out.
@@ -104,12 +111,20 @@ pub(super) fn channel(capacity: usize, io: Runtime) -> (EventTx, EventRx) {
             events: VecDeque::new(),
             waiting: Vec::new(),
             receiver: None,
+            woken: Woken::default(),
             sender_gone: false,
             closed: false,
         }),
         capacity: capacity.max(1),
     });
-    let rx = EventRx { inner: inner.clone(), io, batch: VecDeque::new(), since_flush: 0, flushed_at: Instant::now() };
+    let rx = EventRx {
+        inner: inner.clone(),
+        sessions: Sessions::default(),
+        io,
+        batch: VecDeque::new(),
+        since_flush: 0,
+        flushed_at: Instant::now(),
+    };
     (EventTx(inner), rx)
 }
 
@@ -121,6 +136,14 @@ pub(super) fn runtime() -> std::io::Result<Runtime> {
 impl Inner {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The session in `slot` was woken: lists it, and wakes the thread if
+    /// it waits.
+    fn woke(&self, slot: u32) {
+        let mut state = self.lock();
+        state.woken.wake(slot);
+        wake_receiver(state);
     }
 }
 
@@ -186,6 +209,21 @@ impl EventTx {
         Ok(())
     }
 
+    /// Runs `session` on the receiving end's thread (from any thread),
+    /// polled while the thread waits for events; dropped at once if the
+    /// receiver is gone, and with the receiver.
+    pub(super) fn spawn(&self, session: impl Future<Output = ()> + Send + 'static) {
+        let session: Session = Box::pin(tokio::task::unconstrained(session));
+        let mut state = self.0.lock();
+        if state.closed {
+            drop(state);
+            drop(session);
+            return;
+        }
+        state.woken.spawn(session);
+        wake_receiver(state);
+    }
+
     /// The queue's capacity for connection tasks.
     pub(super) fn capacity(&self) -> usize {
         self.0.capacity
@@ -201,75 +239,10 @@ impl Drop for EventTx {
 }
 
 impl EventRx {
-    /// A handle on the thread's runtime, to run sessions on.
+    /// A handle on the thread's runtime, to register sessions' sockets
+    /// with.
     pub(super) fn io(&self) -> tokio::runtime::Handle {
         self.io.handle().clone()
-    }
-
-    /// The next event. When the replies of the events handed out so far
-    /// are due (the queue runs dry, or under constant load every
-    /// [`WAKE_BATCH`] events or [`WAKE_AFTER`], so a slow plugin's replies do
-    /// not wait for a whole batch), calls `at_flush` first with the time:
-    /// it returns the connections to wake and when it wants to be called
-    /// again (its next timer) even if no event comes. `None` once every
-    /// sender is gone and the queue is empty.
-    pub(super) fn next_batched(
-        &mut self,
-        mut at_flush: impl FnMut(Instant) -> (Wakes, Option<Instant>),
-    ) -> Option<Event> {
-        self.since_flush += 1;
-        if !self.replies_due(self.since_flush) {
-            match self.try_recv() {
-                Ok(event) => return Some(event),
-                Err(TryRecvError::Disconnected) => return None,
-                Err(TryRecvError::Empty) => {}
-            }
-        }
-        loop {
-            self.since_flush = 0;
-            self.flushed_at = Instant::now();
-            let (wakes, timer) = at_flush(self.flushed_at);
-            match self.run_io(wakes, timer) {
-                Ok(event) => return Some(event),
-                Err(TryRecvError::Disconnected) => return None,
-                // The timer is due: flush (and let the caller act) again.
-                Err(TryRecvError::Empty) => {}
-            }
-        }
-    }
-
-    /// The next event if it is a client message of at most `room` bytes
-    /// that is queued already, and the replies of the events handed out so
-    /// far are not due yet (as [`next_batched`](Self::next_batched) counts
-    /// them): what a batch of messages takes after its first.
-    pub(super) fn next_message(&mut self, room: usize) -> Option<Event> {
-        let count = self.since_flush + 1;
-        if self.replies_due(count) {
-            return None;
-        }
-        if self.batch.is_empty() {
-            let mut state = self.inner.lock();
-            let first = take(&mut self.batch, &mut state).ok()?;
-            self.batch.push_front(first);
-        }
-        let fits = match self.batch.front()? {
-            Event::Text { text, .. } => text.len() <= room,
-            Event::Binary { data, .. } => data.len() <= room,
-            _ => false,
-        };
-        if !fits {
-            return None;
-        }
-        self.since_flush = count;
-        self.batch.pop_front()
-    }
-
-    /// Whether the replies are due once `count` events have been handed out
-    /// since the last flush: every [`WAKE_BATCH`] events, or after
-    /// [`WAKE_AFTER`]. The clock is read every few events only: it costs as
-    /// much as queueing an event.
-    fn replies_due(&self, count: u32) -> bool {
-        count >= WAKE_BATCH || (count.is_multiple_of(CLOCK_EVERY) && self.flushed_at.elapsed() >= WAKE_AFTER)
     }
 
     /// Whether no event is waiting.
@@ -282,39 +255,57 @@ impl EventRx {
         Self::take_now(&self.inner, &mut self.batch)
     }
 
-    /// Wakes `wakes` and runs the sessions' I/O until an event comes or
-    /// `until` passes (then `Empty`); `Disconnected` once every sender is
-    /// gone and the queue is empty. With events queued already, the woken
-    /// connections still get one turn (their replies go out) first.
+    /// Wakes `wakes` and runs the sessions until an event comes or `until`
+    /// passes (then `Empty`); `Disconnected` once every sender is gone and
+    /// the queue is empty. With events queued already, the woken sessions
+    /// still get a turn (their replies go out) and the driver one (the
+    /// sockets ready meanwhile are read, so constant load cannot keep them
+    /// waiting) before they are taken.
     fn run_io(&mut self, mut wakes: Wakes, until: Option<Instant>) -> Result<Event, TryRecvError> {
-        let Self { inner, io, batch, .. } = self;
+        let Self { inner, sessions, io, batch, .. } = self;
         if wakes.is_empty()
             && let Ok(event) = Self::take_now(inner, batch)
         {
             return Ok(event);
         }
         io.block_on(async {
-            // Woken inside the runtime: a local schedule, no system call.
+            // Woken inside the runtime: listed, no system call.
             wakes.flush();
-            if !batch.is_empty() || !inner.lock().events.is_empty() {
-                tokio::task::yield_now().await;
-                return Self::take_now(inner, batch);
-            }
+            let mut turn_driver = !batch.is_empty() || !inner.lock().events.is_empty();
             let sleep = until.map(|until| tokio::time::sleep_until(until.into()));
             let mut sleep = std::pin::pin!(sleep);
             poll_fn(|cx| {
-                let mut state = inner.lock();
-                match take(batch, &mut state) {
-                    Err(TryRecvError::Empty) => {}
-                    other => return Poll::Ready(other),
-                }
-                if let Some(sleep) = sleep.as_mut().as_pin_mut()
-                    && sleep.poll(cx).is_ready()
-                {
+                for _ in 0..TURNS {
+                    let mut state = inner.lock();
+                    // Wakes while the sessions run are seen below, without it.
                     state.receiver = None;
-                    return Poll::Ready(Err(TryRecvError::Empty));
+                    if !state.woken.is_empty() {
+                        sessions.take_turn(&mut state.woken);
+                        drop(state);
+                        sessions.poll_turn(inner);
+                        continue;
+                    }
+                    if turn_driver && (!batch.is_empty() || !state.events.is_empty()) {
+                        turn_driver = false;
+                        break;
+                    }
+                    if let Some(event) = batch.pop_front() {
+                        return Poll::Ready(Ok(event));
+                    }
+                    match take(batch, &mut state) {
+                        Err(TryRecvError::Empty) => {}
+                        other => return Poll::Ready(other),
+                    }
+                    if let Some(sleep) = sleep.as_mut().as_pin_mut()
+                        && sleep.poll(cx).is_ready()
+                    {
+                        return Poll::Ready(Err(TryRecvError::Empty));
+                    }
+                    state.receiver = Some(cx.waker().clone());
+                    return Poll::Pending;
                 }
-                state.receiver = Some(cx.waker().clone());
+                // The driver's turn: tokio polls this future again after it.
+                cx.waker().wake_by_ref();
                 Poll::Pending
             })
             .await
@@ -350,6 +341,12 @@ impl Drop for EventRx {
         for waker in state.waiting.drain(..) {
             waker.wake();
         }
+        let spawned = state.woken.take_spawned();
+        drop(state);
+        // Dropped inside the runtime, as tokio drops its tasks.
+        let _entered = self.io.enter();
+        drop(spawned);
+        drop(std::mem::take(&mut self.sessions));
     }
 }
 

@@ -91,12 +91,13 @@ fn a_session_on_the_thread_pushes_while_the_thread_waits() {
     let tx = Arc::new(tx);
     let pusher = tx.clone();
     // As a session on the endpoint's thread does: it runs only while
-    // the thread waits for events.
-    rx.io().spawn(async move {
+    // the thread waits for events, woken by its timer.
+    tx.spawn(async move {
         tokio::time::sleep(Duration::from_millis(5)).await;
         pusher.send(event(4)).await.unwrap();
     });
     assert_eq!(id(rx.run_io(Wakes::default(), None).unwrap()), 4);
+    assert_eq!(rx.sessions.len(), 0, "the finished session's slot is freed");
     let until = Instant::now() + Duration::from_millis(10);
     assert_eq!(rx.run_io(Wakes::default(), Some(until)).err(), Some(TryRecvError::Empty), "the timer");
     assert!(Instant::now() >= until);
@@ -120,4 +121,76 @@ fn a_send_after_the_receiver_went_fails() {
     let (tx, rx, rt) = queue(1);
     drop(rx);
     assert!(rt.block_on(tx.send(event(9))).is_err(), "queued into a dead queue");
+}
+
+#[test]
+fn a_session_spawned_from_another_thread_runs_and_its_wakes_come_back() {
+    let (tx, mut rx, _rt) = queue(8);
+    let tx = Arc::new(tx);
+    let (ping, mut pinged) = tokio::sync::mpsc::unbounded_channel::<u64>();
+    let pusher = tx.clone();
+    std::thread::spawn(move || {
+        tx.spawn(async move {
+            while let Some(n) = pinged.recv().await {
+                pusher.send(event(n)).await.unwrap();
+            }
+        });
+    })
+    .join()
+    .unwrap();
+    for n in 1..=3 {
+        // Woken from another thread, as a fan-out from another endpoint
+        // wakes a session.
+        let ping = ping.clone();
+        std::thread::spawn(move || ping.send(n).unwrap());
+        assert_eq!(id(rx.run_io(Wakes::default(), None).unwrap()), n);
+    }
+    assert_eq!(rx.sessions.len(), 1);
+}
+
+#[test]
+fn a_session_that_panics_is_dropped_and_the_others_go_on() {
+    let (tx, mut rx, _rt) = queue(8);
+    let tx = Arc::new(tx);
+    tx.spawn(async { panic!("a session's bug") });
+    let pusher = tx.clone();
+    tx.spawn(async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        pusher.send(event(5)).await.unwrap();
+    });
+    assert_eq!(id(rx.run_io(Wakes::default(), None).unwrap()), 5);
+    assert_eq!(rx.sessions.len(), 0, "the panicked session's slot is freed");
+}
+
+#[test]
+fn sessions_are_dropped_with_the_receiver_and_after_it() {
+    struct Dropped(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Dropped {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let (tx, mut rx, _rt) = queue(8);
+    let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (running, started) = (Dropped(dropped.clone()), Dropped(dropped.clone()));
+    tx.spawn(async move {
+        let _held = running;
+        std::future::pending::<()>().await;
+    });
+    let until = Instant::now() + Duration::from_millis(5);
+    assert_eq!(rx.run_io(Wakes::default(), Some(until)).err(), Some(TryRecvError::Empty));
+    assert_eq!(rx.sessions.len(), 1, "the session waits on the thread");
+    // Spawned, never started.
+    tx.spawn(async move {
+        let _held = started;
+    });
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 0);
+    drop(rx);
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 2, "a session outlived its thread");
+    tx.spawn(async {});
+    let late = Dropped(dropped.clone());
+    tx.spawn(async move {
+        let _held = late;
+    });
+    assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 3, "spawned onto a gone thread, and kept");
 }
