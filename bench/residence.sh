@@ -15,6 +15,8 @@
 # or kernel.perf_event_paranoid <= -1).
 #
 # Usage: bench/residence.sh [ROUNDS] [RATE]   (default 3 200)
+#   WASOCK=PATH: another wasock binary for the wasock column (a build from
+#   before a change, copied aside), to compare it in the same conditions
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -26,7 +28,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 cargo build --release -p wasock -p wasock-bench >&2
-target/release/wasock build bench/plugins >&2
+wasock=${WASOCK:-target/release/wasock}
+"$wasock" build bench/plugins >&2
 labels="native wasock"
 bun=bench/bun/node_modules/@oven/bun-linux-x64/bin/bun
 if command -v node >/dev/null; then
@@ -46,7 +49,7 @@ run() { # $1 = label
     case $label in
         native) taskset -c 0 target/release/native 127.0.0.1:0 >"$log" 2>&1 & ;;
         bun) taskset -c 0 "$bun" bench/bun/server.js >"$log" 2>&1 & ;;
-        wasock) RUST_LOG=warn,wasock::cli=info taskset -c 0 target/release/wasock serve --listen 127.0.0.1:0 \
+        wasock) RUST_LOG=warn,wasock::cli=info taskset -c 0 "$wasock" serve --listen 127.0.0.1:0 \
             --admin 127.0.0.1:0 --no-watch bench/plugins/echo >"$log" 2>&1 & ;;
     esac
     pid=$!
