@@ -4,9 +4,9 @@
 # returns with it) to the `send` of its reply, split at the server's read
 # of it (`recvfrom`), timed by the kernel's syscall tracepoints (`perf
 # record -e raw_syscalls:*`; each server pays its own, a few microseconds
-# per message, wasock two more for its second `epoll_wait` inside the
-# window). native, wasock and Bun alternate in each round
-# (server on core 0, load client on core 1, as in run.sh); for wasock the
+# per message; builds before f194488 paid two more, for a second
+# `epoll_wait` inside the window). native, wasock and Bun alternate in each
+# round (server on core 0, load client on core 1, as in run.sh); for wasock the
 # plugin call's own mean is read from its handler-call histogram
 # (`/metrics`, the host's clock around the call) over the same window.
 #

@@ -6,8 +6,9 @@
 //! synchronously (the cheapest way into wasm), and the plugin's writes go to
 //! the sessions' outbound queues ([`crate::session`]) without blocking.
 //! A plain session's task runs on its instance's thread too
-//! ([`EndpointHandle::spawn`]), in the runtime the thread waits in while no
-//! event is queued: its socket is read, its events handled and its replies
+//! ([`EndpointHandle::spawn`]), polled by the thread itself while no event
+//! is queued, with its socket registered with the runtime the thread waits
+//! in: its socket is read, its events handled and its replies
 //! written by one thread, with no hand-over between threads per message (a
 //! session over TLS stays on the server's runtime and hands over). A plugin
 //! that loops stalls its own sessions, which wait for it anyway, and no
@@ -75,8 +76,8 @@ struct Parts {
     info: Arc<AdmissionControl>,
     /// Each instance's event queue.
     queues: Box<[Arc<queue::EventTx>]>,
-    /// Each instance's runtime (on its thread), where its plain sessions
-    /// run.
+    /// Each instance's runtime (on its thread), where its plain sessions'
+    /// sockets and timers are registered.
     io: Box<[tokio::runtime::Handle]>,
     /// The endpoint's topics.
     directory: Arc<Directory>,
