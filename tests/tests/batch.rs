@@ -8,6 +8,7 @@
 //! a batch holding several sessions' messages answers each on its own.
 
 use std::time::Duration;
+use wasock::ServerConfig;
 use wasock_tests::{Client, TestServer, compile_fixture, test_config};
 
 /// Serves the `misbehave` fixture at `/bad` with `limits`, and the admin
@@ -126,5 +127,32 @@ async fn a_batch_of_several_sessions_answers_each_on_its_own() {
         }
     }
     assert!(batched(&server).await >= 9.0, "the messages were not handed over together");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_that_wait_for_room_in_a_full_queue_are_answered_once_it_drains() {
+    // A queue of two events: while the instance computes, the clients'
+    // messages fill it, and their sessions (run by the instance's thread)
+    // wait for room until the thread takes the queue as a batch and wakes
+    // them (a wake-up that once waited on the thread's own lock).
+    let bad = compile_fixture("misbehave", "full", "/bad", "[limits]\ncall-deadline-ms = 2000\n", |_| {});
+    let config = ServerConfig { event_queue_capacity: 2, ..test_config() };
+    let server = TestServer::serve_with_admin(config, vec![bad]).await;
+    let mut c = clients(&server, 6).await;
+    let (busy, rest) = c.split_first_mut().unwrap();
+    busy.send_text("spin:300").await;
+    tokio::time::sleep(Duration::from_millis(75)).await;
+    for (i, client) in rest.iter_mut().enumerate() {
+        for j in 0..3 {
+            client.send_text(&format!("after {i}.{j}")).await;
+        }
+    }
+    assert_eq!(busy.recv_text().await, "spun");
+    for (i, client) in rest.iter_mut().enumerate() {
+        for j in 0..3 {
+            assert_eq!(client.recv_text().await, format!("after {i}.{j}"));
+        }
+    }
     server.shutdown().await;
 }

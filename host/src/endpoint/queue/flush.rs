@@ -5,7 +5,7 @@
 //! [`WAKE_BATCH`] events or [`WAKE_AFTER`], so a slow plugin's replies do
 //! not wait for a whole batch.
 
-use super::{Event, EventRx, TryRecvError, take};
+use super::{Event, EventRx, TryRecvError};
 use crate::session::Wakes;
 use std::time::{Duration, Instant};
 
@@ -62,8 +62,7 @@ impl EventRx {
             return None;
         }
         if self.batch.is_empty() {
-            let mut state = self.inner.lock();
-            let first = take(&mut self.batch, &mut state).ok()?;
+            let first = Self::take_now(&self.inner, &mut self.batch).ok()?;
             self.batch.push_front(first);
         }
         let fits = match self.batch.front()? {

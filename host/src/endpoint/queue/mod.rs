@@ -293,8 +293,12 @@ impl EventRx {
                         return Poll::Ready(Ok(event));
                     }
                     match take(batch, &mut state) {
-                        Err(TryRecvError::Empty) => {}
-                        other => return Poll::Ready(other),
+                        (Err(TryRecvError::Empty), _) => {}
+                        (other, pushers) => {
+                            drop(state);
+                            wake_all(pushers);
+                            return Poll::Ready(other);
+                        }
                     }
                     if let Some(sleep) = sleep.as_mut().as_pin_mut()
                         && sleep.poll(cx).is_ready()
@@ -318,31 +322,39 @@ impl EventRx {
         if let Some(event) = batch.pop_front() {
             return Ok(event);
         }
-        take(batch, &mut inner.lock())
+        let (taken, pushers) = take(batch, &mut inner.lock());
+        wake_all(pushers);
+        taken
     }
 }
 
-/// Moves every queued event into `batch` and returns the first.
-fn take(batch: &mut VecDeque<Event>, state: &mut State) -> Result<Event, TryRecvError> {
+/// Moves every queued event into `batch` and returns the first, with the
+/// pushers that waited for room: to wake once the lock is released (a
+/// session on this thread is woken through this lock).
+fn take(batch: &mut VecDeque<Event>, state: &mut State) -> (Result<Event, TryRecvError>, Vec<Waker>) {
     if state.events.is_empty() {
-        return Err(if state.sender_gone { TryRecvError::Disconnected } else { TryRecvError::Empty });
+        let gone = if state.sender_gone { TryRecvError::Disconnected } else { TryRecvError::Empty };
+        return (Err(gone), Vec::new());
     }
     std::mem::swap(batch, &mut state.events);
-    for waker in state.waiting.drain(..) {
+    (Ok(batch.pop_front().expect("not empty")), std::mem::take(&mut state.waiting))
+}
+
+/// Wakes the pushers [`take`] handed out (with the lock released).
+fn wake_all(pushers: Vec<Waker>) {
+    for waker in pushers {
         waker.wake();
     }
-    Ok(batch.pop_front().expect("not empty"))
 }
 
 impl Drop for EventRx {
     fn drop(&mut self) {
         let mut state = self.inner.lock();
         state.closed = true;
-        for waker in state.waiting.drain(..) {
-            waker.wake();
-        }
+        let pushers = std::mem::take(&mut state.waiting);
         let spawned = state.woken.take_spawned();
         drop(state);
+        wake_all(pushers);
         // Dropped inside the runtime, as tokio drops its tasks.
         let _entered = self.io.enter();
         drop(spawned);

@@ -194,3 +194,24 @@ fn sessions_are_dropped_with_the_receiver_and_after_it() {
     });
     assert_eq!(dropped.load(std::sync::atomic::Ordering::SeqCst), 3, "spawned onto a gone thread, and kept");
 }
+
+#[test]
+fn a_session_on_the_thread_that_waits_for_room_is_woken_when_a_batch_is_taken() {
+    // Its waker goes through the queue's lock: woken under that lock, the
+    // thread would wait on itself. Run apart, so that a hang fails.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (tx, mut rx, _rt) = queue(1);
+        let tx = Arc::new(tx);
+        let pusher = tx.clone();
+        tx.spawn(async move {
+            for n in 1..=3 {
+                pusher.send(event(n)).await.unwrap();
+            }
+        });
+        let got: Vec<u64> = (0..3).map(|_| id(rx.run_io(Wakes::default(), None).unwrap())).collect();
+        done.send(got).unwrap();
+    });
+    let got = finished.recv_timeout(Duration::from_secs(20)).expect("the endpoint thread hung");
+    assert_eq!(got, [1, 2, 3]);
+}
