@@ -28,8 +28,7 @@ mod sessions;
 
 use super::Event;
 use crate::session::Wakes;
-pub(super) use sessions::Session;
-use sessions::{Sessions, Woken};
+use sessions::{Session, Sessions, Woken};
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::sync::{Arc, Mutex, MutexGuard};

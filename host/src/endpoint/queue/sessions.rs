@@ -26,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Wake, Waker};
 
 /// A session's future, as spawned onto the thread.
-pub(in crate::endpoint) type Session = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(super) type Session = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// What wakers and spawners leave for the thread (under the queue's lock).
 #[derive(Default)]
