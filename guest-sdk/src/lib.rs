@@ -57,11 +57,13 @@ pub mod __bindings {
 
 #[doc(hidden)]
 pub mod batch;
+mod session;
 mod upgrade;
 
 pub use __bindings::wasock::plugin::topics::Member;
-pub use __bindings::wasock::plugin::types::{AttachmentStatus, SendStatus, Session, SessionId, SubscribeStatus};
+pub use __bindings::wasock::plugin::types::{AttachmentStatus, SendStatus, SessionId, SubscribeStatus};
 use __bindings::wasock::plugin::{endpoint, topics};
+pub use session::Session;
 pub use upgrade::{Accept, Decision, Reject, UpgradeRequest, accept, reject};
 
 /// The events of one endpoint. The host calls them one at a time, in the
@@ -133,62 +135,89 @@ impl Eq for Session {}
 /// The ids of every live session of this endpoint, oldest first (the host's
 /// list: right even after the plugin was restarted or upgraded).
 pub fn sessions() -> Vec<SessionId> {
+    batch::settle();
     endpoint::sessions()
 }
 
 /// Sends `text` to every live session of this endpoint, in one host call.
 pub fn broadcast_text(text: &str) {
+    batch::settle();
     endpoint::broadcast_text(text);
 }
 
 /// Sends `text` to every live session but `except`.
 pub fn broadcast_text_except(text: &str, except: &Session) {
+    batch::settle();
     endpoint::broadcast_text_except(text, except.id());
 }
 
 /// Sends `data` to every live session of this endpoint, in one host call.
 pub fn broadcast_data(data: &[u8]) {
+    batch::settle();
     endpoint::broadcast_data(data);
 }
 
 /// Sends `data` to every live session but `except`.
 pub fn broadcast_data_except(data: &[u8], except: &Session) {
+    batch::settle();
     endpoint::broadcast_data_except(data, except.id());
 }
 
 /// Sends `text` to every member of `topic`, in one host call.
 pub fn publish_text(topic: &str, text: &str) {
+    batch::settle();
     topics::publish_text(topic, text);
 }
 
 /// Sends `text` to every member of `topic` but `except`.
 pub fn publish_text_except(topic: &str, text: &str, except: &Session) {
+    batch::settle();
     topics::publish_text_except(topic, text, except.id());
 }
 
 /// Sends `data` to every member of `topic`, in one host call.
 pub fn publish_data(topic: &str, data: &[u8]) {
+    batch::settle();
     topics::publish_data(topic, data);
 }
 
 /// Sends `data` to every member of `topic` but `except`.
 pub fn publish_data_except(topic: &str, data: &[u8], except: &Session) {
+    batch::settle();
     topics::publish_data_except(topic, data, except.id());
 }
 
 /// How many sessions are in `topic`.
 pub fn topic_size(topic: &str) -> u32 {
+    batch::settle();
     topics::size(topic)
 }
 
 /// The members of `topic` (ids and attachments), in the order they joined.
 pub fn topic_members(topic: &str) -> Vec<Member> {
+    batch::settle();
     topics::members(topic)
 }
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__bindings::exports::wasock::plugin::handler::Guest;
+    pub use crate::__bindings::wasock::plugin::types::Session as Handle;
+
+    /// The SDK's view of a handle the host gave.
+    pub fn owned(handle: Handle) -> crate::Session {
+        crate::Session::new(handle)
+    }
+
+    /// The SDK's view of handles the host gave.
+    pub fn all(handles: Vec<Handle>) -> Vec<crate::Session> {
+        crate::Session::all(handles)
+    }
+
+    /// The SDK's view of a handle the host lent.
+    pub fn lent(handle: &Handle) -> &crate::Session {
+        crate::Session::lent(handle)
+    }
     pub use crate::__bindings::exports::wasock::plugin::lifecycle::Guest as LifecycleGuest;
     pub use crate::__bindings::exports::wasock::plugin::messages::{Guest as MessagesGuest, Message};
     pub use crate::__bindings::exports::wasock::plugin::upgrade::Guest as UpgradeGuest;
@@ -216,10 +245,10 @@ macro_rules! export {
 
             impl $crate::__private::LifecycleGuest for __WasockPlugin {
                 fn restore(
-                    sessions: ::std::vec::Vec<$crate::Session>,
+                    sessions: ::std::vec::Vec<$crate::__private::Handle>,
                     state: ::std::option::Option<::std::vec::Vec<u8>>,
                 ) {
-                    with_state(|p| $crate::Handler::on_restore(p, sessions, state))
+                    with_state(|p| $crate::Handler::on_restore(p, $crate::__private::all(sessions), state))
                 }
                 fn snapshot() -> ::std::vec::Vec<u8> {
                     with_state(|p| $crate::Handler::snapshot(p))
@@ -228,11 +257,12 @@ macro_rules! export {
 
             impl $crate::__private::MessagesGuest for __WasockPlugin {
                 fn handle_messages(
-                    sessions: ::std::vec::Vec<$crate::Session>,
+                    sessions: ::std::vec::Vec<$crate::__private::Handle>,
                     messages: ::std::vec::Vec<$crate::__private::Message>,
                     texts: ::std::string::String,
                     data: ::std::vec::Vec<u8>,
                 ) {
+                    let sessions = $crate::__private::all(sessions);
                     with_state(|p| $crate::batch::dispatch(p, &sessions, &messages, &texts, &data))
                 }
             }
@@ -244,23 +274,23 @@ macro_rules! export {
             }
 
             impl $crate::__private::Guest for __WasockPlugin {
-                fn on_connected(session: $crate::Session) {
-                    with_state(|p| $crate::Handler::on_connected(p, session))
+                fn on_connected(session: $crate::__private::Handle) {
+                    with_state(|p| $crate::Handler::on_connected(p, $crate::__private::owned(session)))
                 }
-                fn handle_text(session: &$crate::Session, text: ::std::string::String) {
-                    with_state(|p| $crate::Handler::handle_text(p, session, text))
+                fn handle_text(session: &$crate::__private::Handle, text: ::std::string::String) {
+                    with_state(|p| $crate::Handler::handle_text(p, $crate::__private::lent(session), text))
                 }
-                fn handle_binary(session: &$crate::Session, data: ::std::vec::Vec<u8>) {
-                    with_state(|p| $crate::Handler::handle_binary(p, session, data))
+                fn handle_binary(session: &$crate::__private::Handle, data: ::std::vec::Vec<u8>) {
+                    with_state(|p| $crate::Handler::handle_binary(p, $crate::__private::lent(session), data))
                 }
-                fn on_pong(session: &$crate::Session, data: ::std::vec::Vec<u8>) {
-                    with_state(|p| $crate::Handler::on_pong(p, session, data))
+                fn on_pong(session: &$crate::__private::Handle, data: ::std::vec::Vec<u8>) {
+                    with_state(|p| $crate::Handler::on_pong(p, $crate::__private::lent(session), data))
                 }
-                fn on_drain(session: &$crate::Session) {
-                    with_state(|p| $crate::Handler::on_drain(p, session))
+                fn on_drain(session: &$crate::__private::Handle) {
+                    with_state(|p| $crate::Handler::on_drain(p, $crate::__private::lent(session)))
                 }
-                fn on_disconnected(session: &$crate::Session) {
-                    with_state(|p| $crate::Handler::on_disconnected(p, session))
+                fn on_disconnected(session: &$crate::__private::Handle) {
+                    with_state(|p| $crate::Handler::on_disconnected(p, $crate::__private::lent(session)))
                 }
             }
 

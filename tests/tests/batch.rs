@@ -2,7 +2,7 @@
 //! call (the SDK exports `messages`), and nothing a client sees changes:
 //! each message has the call deadline to itself, a session the plugin closed
 //! gets no more messages, and a trap mid-batch loses only the message that
-//! trapped. In each test one client's `spin` keeps the instance busy while
+//! trapped (found by replaying when the plugin could not say which). In each test one client's `spin` keeps the instance busy while
 //! the messages of the test queue up behind it, and the endpoint's
 //! `messages_batched` counter shows that they were handed over together;
 //! a batch holding several sessions' messages answers each on its own.
@@ -30,13 +30,18 @@ async fn clients(server: &TestServer, n: usize) -> Vec<Client> {
     clients
 }
 
-/// The endpoint's messages handed over in batches so far.
-async fn batched(server: &TestServer) -> f64 {
+/// The value of the admin listener's metric `key` (name and labels).
+async fn metric(server: &TestServer, key: &str) -> f64 {
     let (status, body) = server.admin_get("/metrics").await;
     assert_eq!(status, 200, "{body}");
-    let key = r#"wasock_messages_batched_total{route="/bad"} "#;
-    let line = body.lines().find(|l| l.starts_with(key)).unwrap_or_else(|| panic!("no {key}in:\n{body}"));
+    let key = format!("{key} ");
+    let line = body.lines().find(|l| l.starts_with(&key)).unwrap_or_else(|| panic!("no {key}in:\n{body}"));
     line[key.len()..].parse().unwrap()
+}
+
+/// The endpoint's messages handed over in batches so far.
+async fn batched(server: &TestServer) -> f64 {
+    metric(server, r#"wasock_messages_batched_total{route="/bad"}"#).await
 }
 
 /// Keeps the instance busy with `busy`'s `spin:<ms>`, and sends `texts`
@@ -72,6 +77,34 @@ async fn a_trap_mid_batch_loses_only_the_message_that_trapped() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_right_after_a_reply_is_found_by_replaying_and_counted_once() {
+    // After "after 0" replied, the plugin moves on to "recurse" without a
+    // host call, and a stack overflow (unlike a panic) gives it no chance
+    // to say so: the host cannot tell which of the two trapped. It replays
+    // "recurse" alone, where it traps again. With `max-traps = 2`, counting
+    // the one fault twice would back the endpoint off (1011 for everyone).
+    let server = server("[limits]\ncall-deadline-ms = 2000\nmax-traps = 2\n").await;
+    let mut c = clients(&server, 2).await;
+    let [busy, client] = &mut c[..] else { unreachable!() };
+    let texts = ["after 0", "recurse", "after 1", "after 2"];
+    queue_behind(busy, 400, client, &texts).await;
+    assert_eq!(client.recv_text().await, "after 0");
+    for _ in 0..2 {
+        assert_eq!(client.recv_text().await, "restored:2", "an instance for each trap");
+    }
+    for i in 1..3 {
+        assert_eq!(client.recv_text().await, format!("after {i}"));
+    }
+    client.send_text("handled").await;
+    assert_eq!(client.recv_text().await, "3", "the last instance handled the two after the trap, and this");
+    for _ in 0..2 {
+        assert_eq!(busy.recv_text().await, "restored:2");
+    }
+    assert!(batched(&server).await >= texts.len() as f64, "the messages were not handed over together");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_message_of_a_batch_has_the_call_deadline_to_itself() {
     // Four 100 ms messages in one call: 400 ms, more than the 300 ms
     // deadline, which each of them keeps well within.
@@ -101,6 +134,18 @@ async fn a_batch_skips_the_messages_of_a_session_the_plugin_closed() {
     // closed session sent after its close never reached the plugin.
     watcher.send_text("handled").await;
     assert_eq!(watcher.recv_text().await, "6");
+    // The same when the closing message replied first (after a reply the
+    // plugin moves on without asking the host, unless it did more).
+    let mut closing = server.connect("/bad").await;
+    let texts = ["after 0", "bye", "never 1", "never 2"];
+    queue_behind(busy, 400, &mut closing, &texts).await;
+    for text in ["after 0", "bye"] {
+        assert_eq!(closing.recv_text().await, text);
+    }
+    assert!(closing.expect_close().await.is_some(), "no close frame");
+    // The second spin, "after 0", "bye" and this.
+    watcher.send_text("handled").await;
+    assert_eq!(watcher.recv_text().await, "10");
     assert!(batched(&server).await >= texts.len() as f64, "the messages were not handed over together");
     server.shutdown().await;
 }
@@ -127,6 +172,11 @@ async fn a_batch_of_several_sessions_answers_each_on_its_own() {
         }
     }
     assert!(batched(&server).await >= 9.0, "the messages were not handed over together");
+    // Each message its own handler call, though the plugin moved on from
+    // one reply to the next without asking: the four `ready`s, the spin
+    // and the nine.
+    let calls = r#"wasock_handler_call_seconds_count{route="/bad",handler="handle-text"}"#;
+    assert_eq!(metric(&server, calls).await, 14.0);
     server.shutdown().await;
 }
 

@@ -70,6 +70,9 @@ pub(super) struct Actor {
     pub(super) rx: EventRx,
     /// Recent traps, for the back-off decision.
     pub(super) traps: TrapWindow,
+    /// The next trap is one already counted: the call replays a batch's
+    /// message the last trap may have been in (`endpoint::batch`).
+    pub(super) same_trap: bool,
     /// The endpoint is being removed: sessions are closing, and the actor
     /// stops once the last one has ended.
     retiring: bool,
@@ -117,6 +120,7 @@ impl Actor {
             memory_at_start: store.data().memory_bytes(),
             instance: Instance { store: Box::new(store), state: InstanceState::Live(exports) },
             traps: TrapWindow::default(),
+            same_trap: false,
             plugin,
             admission,
             rx,
@@ -310,7 +314,7 @@ impl Actor {
         };
         self.admission.metrics.call(handler).observe(started.elapsed().as_secs_f64());
         if let Err(err) = outcome {
-            self.trapped(handler, session, &err);
+            self.trapped(handler, session, None, &err);
         }
     }
 

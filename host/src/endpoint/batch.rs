@@ -9,7 +9,10 @@
 //! meanwhile, as separate calls would; their replies go out when the call
 //! returns, as a flush's would. If it traps, the host knows which message it
 //! was on: that one is lost, exactly as with one call per message, and the
-//! rest are handed to the fresh instance one call each.
+//! rest are handed to the fresh instance one call each. After a message that
+//! replied, the plugin moves on without a host call, so a trap may be in the
+//! next message before its first one: that message is replayed first, and
+//! if it traps again the trap was its own (counted once, lost once).
 
 use super::Event;
 use super::actor::{Actor, InstanceState};
@@ -98,14 +101,22 @@ impl Actor {
         }) else {
             return;
         };
-        let at = self.instance.store.data_mut().end_batch(Instant::now());
+        let end = self.instance.store.data_mut().end_batch(Instant::now());
         if let Err(err) = outcome {
-            if let Some((id, kind)) = sent_by(&delivered[at.min(delivered.len() - 1)]) {
-                self.trapped(handler(kind), Some(id), &err);
+            let at = end.at.min(delivered.len() - 1);
+            // The call may have been on the message after `at` (see
+            // `BatchEnd::or_next`), which made no host call yet: replayed
+            // alone first, it traps again if the trap was its own, and that
+            // is counted as the same trap.
+            let next = end.or_next.then(|| delivered.get(at + 1).and_then(sent_by)).flatten();
+            if let Some((id, kind)) = sent_by(&delivered[at]) {
+                self.trapped(handler(kind), Some(id), next.map(|(id, _)| id), &err);
             }
-            for event in delivered.into_iter().skip(at + 1) {
+            for (i, event) in delivered.into_iter().enumerate().skip(at + 1) {
+                self.same_trap = next.is_some() && i == at + 1;
                 self.replay(event);
             }
+            self.same_trap = false;
         }
     }
 

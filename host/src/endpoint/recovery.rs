@@ -41,28 +41,38 @@ impl TrapWindow {
 }
 
 impl Actor {
-    /// Logs the trap, then restarts or backs off.
-    pub(super) fn trapped(&mut self, handler: &str, session: Option<SessionId>, err: &wasmtime::Error) {
+    /// Logs the trap in `handler` for `session` (or in the next message of
+    /// a batch, from `or_next`), then restarts or backs off.
+    pub(super) fn trapped(
+        &mut self,
+        handler: &str,
+        session: Option<SessionId>,
+        or_next: Option<SessionId>,
+        err: &wasmtime::Error,
+    ) {
         let limits = self.plugin.limits.clone();
         let cause = cause(err, limits.call_deadline_ms, limits.memory_mib);
         self.admission.metrics.trapped(kind(err));
         let now = Instant::now();
         let window = Duration::from_secs(limits.trap_window_secs);
-        let traps = self.traps.record(now, window);
+        // A batch's message replayed to find the trap that could have been
+        // its own: one fault, one count towards the back-off.
+        let traps =
+            if std::mem::take(&mut self.same_trap) { self.traps.0.len() } else { self.traps.record(now, window) };
         let (error, plugin) = (format!("{err:#}"), &self.plugin.name);
         // The trap line stands alone (no endpoint span around it): it names
         // the plugin, the handler and the session itself, in that order.
         if traps >= limits.max_traps as usize {
             let backoff = Duration::from_secs(limits.backoff_secs);
             tracing::error!(
-                parent: None, plugin = %plugin, handler, session, cause = kind(err), error,
+                parent: None, plugin = %plugin, handler, session, or_next, cause = kind(err), error,
                 "plugin {cause}; {traps} traps within {window:?}: closing its sessions with 1011 and refusing connections for {backoff:?}"
             );
             self.traps.clear();
             self.back_off(backoff);
         } else {
             tracing::error!(
-                parent: None, plugin = %plugin, handler, session, cause = kind(err), error,
+                parent: None, plugin = %plugin, handler, session, or_next, cause = kind(err), error,
                 "plugin {cause}; discarding the instance and starting a fresh one"
             );
             self.restart();
@@ -111,7 +121,7 @@ impl Actor {
             return;
         };
         if let Err(err) = call_restore(&mut self.instance.store, exports, None) {
-            self.trapped("restore", None, &err);
+            self.trapped("restore", None, None, &err);
         }
     }
 }

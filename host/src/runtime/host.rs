@@ -197,11 +197,16 @@ impl HostState {
     /// Queues `msg` to the session behind `handle`.
     pub(super) fn send<T: 'static>(&mut self, handle: &Resource<T>, msg: Message) -> wasmtime::Result<Sent> {
         let id = self.session_of(handle)?;
-        Ok(match self.sessions.send(id, msg) {
+        Ok(self.send_to(id, msg))
+    }
+
+    /// Queues `msg` to session `id`.
+    pub(super) fn send_to(&mut self, id: SessionId, msg: Message) -> Sent {
+        match self.sessions.send(id, msg) {
             Ok(()) => Sent::Queued,
             Err(QueueError::Closed) => Sent::Closed,
             Err(QueueError::Full) => Sent::QueueFull,
-        })
+        }
     }
 }
 
