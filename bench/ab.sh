@@ -10,6 +10,8 @@
 # Usage: bench/ab.sh A B [ROUNDS]   (default 3)
 #   A, B: paths of wasock binaries (copy the build before a change first)
 #   A_ENV, B_ENV: extra environment for each, e.g. B_ENV="MALLOC_ARENA_MAX=2"
+#   A_PLUGINS, B_PLUGINS: a directory with built `echo` and `topic` plugins
+#     to serve instead of bench/plugins (e.g. built with an older guest SDK)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=bench/lib.sh
@@ -28,13 +30,13 @@ pin_client="taskset -c 1"
 if [ "$(nproc)" -lt 2 ]; then pin_server=""; pin_client=""; fi
 
 run() { # $1 = A|B, rest = scenario args
-    local side=$1 bin env log pid port
+    local side=$1 bin env plugins log pid port
     shift
-    if [ "$side" = A ]; then bin=$a env=${A_ENV:-}; else bin=$b env=${B_ENV:-}; fi
+    if [ "$side" = A ]; then bin=$a env=${A_ENV:-} plugins=${A_PLUGINS:-bench/plugins}; else bin=$b env=${B_ENV:-} plugins=${B_PLUGINS:-bench/plugins}; fi
     log=$(mktemp)
     # shellcheck disable=SC2086 # env is a list of NAME=VALUE words
     env $env RUST_LOG=warn,wasock::cli=info $pin_server "$bin" serve --listen 127.0.0.1:0 --no-watch \
-        bench/plugins/echo bench/plugins/topic >"$log" 2>&1 &
+        "$plugins/echo" "$plugins/topic" >"$log" 2>&1 &
     pid=$!
     port=$(listening_port "$log" 120)
     $pin_client target/release/load --url "ws://127.0.0.1:$port" --label "$side" "$@" --pid "$pid" | tee -a "$out"

@@ -119,6 +119,15 @@ async fn each_message_of_a_batch_has_the_call_deadline_to_itself() {
     client.send_text("still here").await;
     assert_eq!(client.recv_text().await, "still here", "the instance trapped");
     assert!(batched(&server).await >= texts.len() as f64, "the messages were not handed over together");
+    // A message that computes after its reply, then one that computes
+    // before its own: 400 ms between the two replies, when the host cannot
+    // tell where the first ended, and each within its 300 ms.
+    let texts = ["reply-spin:200", "spin:200"];
+    queue_behind(busy, 200, client, &texts).await;
+    assert_eq!(client.recv_text().await, "replied");
+    assert_eq!(client.recv_text().await, "spun");
+    client.send_text("still here").await;
+    assert_eq!(client.recv_text().await, "still here", "the instance trapped");
     server.shutdown().await;
 }
 

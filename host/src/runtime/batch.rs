@@ -19,8 +19,10 @@
 //! which saves the `next` call and the lift of a borrowed handle (measured:
 //! 8 400-10 000 -> 7 400 user-space instructions per echoed message,
 //! `bench/instructions.sh 6`). Between that reply's message and the next
-//! one the host cannot tell where the plugin is; `BatchEnd::or_next` says
-//! so to the endpoint.
+//! one the host cannot tell where the plugin is: the deadline and the
+//! histogram entry of the message that replied run on until the next one's
+//! first call (so they hold its start), and `BatchEnd::or_next` tells the
+//! endpoint that a trap then may be the next message's.
 
 use super::bindings::v2::exports::wasock::plugin::messages::Kind;
 use super::bindings::v2::wasock::plugin::{batch, types};
@@ -42,6 +44,9 @@ pub(super) struct Batch {
     /// Whether the message at `at` made a `reply-*` call: then the plugin
     /// may have moved on to the next message without saying so yet.
     replied: bool,
+    /// Whether the deadline of the message at `at` was extended once for
+    /// the next message it may have moved on to.
+    extended: bool,
 }
 
 /// Where a batch's call ended.
@@ -74,14 +79,17 @@ impl HostState {
         batch.messages.extend(messages);
         batch.at = 0;
         batch.began = Some(now);
-        batch.replied = false;
+        (batch.replied, batch.extended) = (false, false);
     }
 
     /// The call handling the batch returned or trapped at `now`: where.
     pub fn end_batch(&mut self, now: Instant) -> BatchEnd {
         self.message_done(now);
         let batch = self.batch_mut();
-        BatchEnd { at: batch.at, or_next: batch.replied && batch.at + 1 < batch.messages.len() }
+        let end = BatchEnd { at: batch.at, or_next: batch.replied && batch.at + 1 < batch.messages.len() };
+        // The calls that follow are single events.
+        (batch.replied, batch.extended) = (false, false);
+        end
     }
 
     /// The plugin is on the batch's message `message` (a `reply-*` says so):
@@ -98,7 +106,7 @@ impl HostState {
             self.message_done(now);
             self.rearm(now);
             let batch = self.batch_mut();
-            (batch.at, batch.began) = (at, Some(now));
+            (batch.at, batch.began, batch.extended) = (at, Some(now), false);
         }
         // An index before the current message only writes.
         if at >= self.batch_mut().at {
@@ -120,13 +128,23 @@ impl HostState {
 
     /// What the epoch deadline does when it is reached: a batch's call runs
     /// on while the message it is on has time left (its deadline moved on
-    /// at `next`), and traps otherwise, as any other call.
-    pub(super) fn deadline_reached(&self) -> UpdateDeadline {
+    /// when the plugin said it moved on), and traps otherwise, as any other
+    /// call. After a message that replied, the plugin may be on the next
+    /// one, whose deadline starts at its first host call: that message gets
+    /// a whole deadline once more, so that no message that keeps within its
+    /// own is stopped (a loop there is stopped one deadline later).
+    pub(super) fn deadline_reached(&mut self) -> UpdateDeadline {
         let now = self.clock().now();
-        match self.call_ends().checked_sub(now) {
-            Some(left) if left > 0 => UpdateDeadline::Continue(left),
-            _ => UpdateDeadline::Interrupt,
+        if let Some(left) = self.call_ends().checked_sub(now).filter(|&left| left > 0) {
+            return UpdateDeadline::Continue(left);
         }
+        let batch = self.batch_mut();
+        if batch.replied && !batch.extended && batch.at + 1 < batch.messages.len() {
+            batch.extended = true;
+            self.rearm(Instant::now());
+            return UpdateDeadline::Continue(self.call_ends().saturating_sub(self.clock().now()).max(1));
+        }
+        UpdateDeadline::Interrupt
     }
 }
 

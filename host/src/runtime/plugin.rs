@@ -174,7 +174,7 @@ impl CompiledPlugin {
         let mut store =
             Store::new(self.pre.engine(), HostState::new(sessions, limits, self.limits.clone(), self.clock.clone()));
         store.limiter(|s| s.limiter());
-        store.epoch_deadline_callback(|store| Ok(store.data().deadline_reached()));
+        store.epoch_deadline_callback(|mut store| Ok(store.data_mut().deadline_reached()));
         store
     }
 
