@@ -13,8 +13,10 @@
 //! host queued, the SDK moves on without saying so: the next message's
 //! first reply (`batch.reply-*`, a write with the message's index) says it,
 //! and any other host call, or a panic, is preceded by `next` if it has not
-//! been said yet. Nothing can have closed a session meanwhile but the
-//! client, which the reply then reports as [`SendStatus::Closed`].
+//! been said yet. Nothing the plugin did can have closed a session then;
+//! a message of one its client (or the server) closed meanwhile is handled
+//! as if the close came just after it, and its reply says
+//! [`SendStatus::Closed`].
 
 use crate::__bindings::exports::wasock::plugin::messages::{Kind, Message};
 use crate::__bindings::wasock::plugin::batch;

@@ -202,6 +202,9 @@ pub fn topic_members(topic: &str) -> Vec<Member> {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::__bindings::exports::wasock::plugin::handler::Guest;
+    pub use crate::__bindings::exports::wasock::plugin::lifecycle::Guest as LifecycleGuest;
+    pub use crate::__bindings::exports::wasock::plugin::messages::{Guest as MessagesGuest, Message};
+    pub use crate::__bindings::exports::wasock::plugin::upgrade::Guest as UpgradeGuest;
     pub use crate::__bindings::wasock::plugin::types::Session as Handle;
 
     /// The SDK's view of a handle the host gave.
@@ -218,9 +221,6 @@ pub mod __private {
     pub fn lent(handle: &Handle) -> &crate::Session {
         crate::Session::lent(handle)
     }
-    pub use crate::__bindings::exports::wasock::plugin::lifecycle::Guest as LifecycleGuest;
-    pub use crate::__bindings::exports::wasock::plugin::messages::{Guest as MessagesGuest, Message};
-    pub use crate::__bindings::exports::wasock::plugin::upgrade::Guest as UpgradeGuest;
 }
 
 /// Exports a [`Handler`] type as the plugin. The type's `Default` value is
