@@ -74,7 +74,10 @@ pub fn dispatch<H: Handler>(plugin: &mut H, sessions: &[Session], messages: &[Me
         }
         // Always in range from the host; a message it could not name is dropped.
         let Some(session) = sessions.get(message.session as usize) else {
-            PROGRESS.set(Some(Progress { at: i as u32, sender: u32::MAX, told, calls: Calls::None }));
+            // The host must be here before the next message asks for `next`.
+            let mut p = Progress { at: i as u32, sender: u32::MAX, told, calls: Calls::None };
+            tell(&mut p);
+            PROGRESS.set(Some(p));
             continue;
         };
         PROGRESS.set(Some(Progress { at: i as u32, sender: session.handle(), told, calls: Calls::None }));
