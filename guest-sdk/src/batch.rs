@@ -141,16 +141,6 @@ pub(crate) fn reply(
     }
 }
 
-/// Queues `text` to the sender of the batch's message `message`.
-pub(crate) fn reply_text(message: u32, text: &str) -> SendStatus {
-    batch::reply_text(message, text)
-}
-
-/// Queues `data` to the sender of the batch's message `message`.
-pub(crate) fn reply_data(message: u32, data: &[u8]) -> SendStatus {
-    batch::reply_data(message, data)
-}
-
 /// A panic traps the instance: before it does, the host learns which
 /// message it happened in, so that it loses that one only.
 fn tell_on_panic() {

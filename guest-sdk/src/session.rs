@@ -5,6 +5,7 @@
 //! every other host call first says so if it has not been said yet
 //! ([`crate::batch`]). Outside a batch each method is the resource's own.
 
+use crate::__bindings::wasock::plugin::batch::{reply_data, reply_text};
 use crate::__bindings::wasock::plugin::types::{self, AttachmentStatus, SendStatus, SessionId, SubscribeStatus};
 use crate::batch;
 
@@ -106,12 +107,12 @@ impl Session {
 
     /// Queues a text message to the client.
     pub fn write_text(&self, text: &str) -> SendStatus {
-        batch::reply(self, |message| batch::reply_text(message, text), || self.0.write_text(text))
+        batch::reply(self, |message| reply_text(message, text), || self.0.write_text(text))
     }
 
     /// Queues a binary message to the client.
     pub fn write_data(&self, data: &[u8]) -> SendStatus {
-        batch::reply(self, |message| batch::reply_data(message, data), || self.0.write_data(data))
+        batch::reply(self, |message| reply_data(message, data), || self.0.write_data(data))
     }
 
     /// Makes the session a member of `topic`.

@@ -34,6 +34,11 @@ impl TrapWindow {
         self.0.len()
     }
 
+    /// How many traps are counted now.
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
     /// Forgets every trap (a new version, or a back-off, starts afresh).
     pub(super) fn clear(&mut self) {
         self.0.clear();
@@ -57,8 +62,7 @@ impl Actor {
         let window = Duration::from_secs(limits.trap_window_secs);
         // A batch's message replayed to find the trap that could have been
         // its own: one fault, one count towards the back-off.
-        let traps =
-            if std::mem::take(&mut self.same_trap) { self.traps.0.len() } else { self.traps.record(now, window) };
+        let traps = if std::mem::take(&mut self.same_trap) { self.traps.len() } else { self.traps.record(now, window) };
         let (error, plugin) = (format!("{err:#}"), &self.plugin.name);
         // The trap line stands alone (no endpoint span around it): it names
         // the plugin, the handler and the session itself, in that order.

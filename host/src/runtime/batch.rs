@@ -49,6 +49,14 @@ pub(super) struct Batch {
     extended: bool,
 }
 
+impl Batch {
+    /// Whether the plugin may be on the message after `at` without having
+    /// said so: `at` replied, and there is a next one.
+    fn may_be_on_next(&self) -> bool {
+        self.replied && self.at + 1 < self.messages.len()
+    }
+}
+
 /// Where a batch's call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchEnd {
@@ -86,7 +94,7 @@ impl HostState {
     pub fn end_batch(&mut self, now: Instant) -> BatchEnd {
         self.message_done(now);
         let batch = self.batch_mut();
-        let end = BatchEnd { at: batch.at, or_next: batch.replied && batch.at + 1 < batch.messages.len() };
+        let end = BatchEnd { at: batch.at, or_next: batch.may_be_on_next() };
         // The calls that follow are single events.
         (batch.replied, batch.extended) = (false, false);
         end
@@ -139,7 +147,7 @@ impl HostState {
             return UpdateDeadline::Continue(left);
         }
         let batch = self.batch_mut();
-        if batch.replied && !batch.extended && batch.at + 1 < batch.messages.len() {
+        if batch.may_be_on_next() && !batch.extended {
             batch.extended = true;
             self.rearm(Instant::now());
             return UpdateDeadline::Continue(self.call_ends().saturating_sub(self.clock().now()).max(1));
